@@ -1,0 +1,16 @@
+"""vitkit: Vision Transformers that match timm and Hugging Face, from images to trained models.
+
+    import vitkit
+    model = vitkit.create_model("vit_small_patch16_224", num_classes=10)
+    vitkit.save_model(model, "runs/mine")
+    model = vitkit.load_model("runs/mine")       # also timm / Hugging Face / JAX checkpoints
+"""
+__version__ = "0.1.0"
+
+from .checkpoint import load_model, save_model
+from .config import ViTConfig
+from .models import DistilledVisionTransformer, VisionTransformer, build_model
+from .registry import create_model, list_models, model_config
+
+__all__ = ["ViTConfig", "VisionTransformer", "DistilledVisionTransformer", "build_model",
+           "create_model", "list_models", "model_config", "load_model", "save_model", "__version__"]

@@ -1,0 +1,87 @@
+"""Reading and writing tensors safely: safetensors, torch files (weights only), npz (no pickle).
+
+No function here can run pickled code: torch files go through `weights_only=True` and numpy
+archives through `allow_pickle=False`.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import CheckpointError
+
+
+def read_torch_file(path: Path) -> Any:
+    """A `torch.save` file loaded with weights_only=True (plain containers and tensors only)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported pickle content"
+        raise CheckpointError(f"{path}: refused to load: it holds objects other than tensors and plain "
+                              f"containers, which could run code ({first[:160]})") from None
+    except Exception as e:  # a damaged file fails in many ways (KeyError from the memo, EOFError, ...)
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch file (truncated or corrupt?): {msg[:160]}") from None
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): "
+                              f"{str(e).splitlines()[0][:160]}") from None
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise CheckpointError(f"{path}: not a readable .npz archive: {str(e).splitlines()[0][:160]}") from None
+
+
+def read_tensor_file(path: Path) -> dict[str, Any]:
+    """Any single tensor file by its suffix: .safetensors, .npz, else a torch file."""
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)
+    if path.suffix == ".npz":
+        return read_npz(path)
+    obj = read_torch_file(path)
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
+    return obj
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through `write(tmp_path)` into a temporary file beside `path`, fsync, then rename.
+
+    A process killed at any moment leaves either the old file or the new one, never a partial one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

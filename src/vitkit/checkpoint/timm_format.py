@@ -1,0 +1,85 @@
+"""timm state dicts. vitkit's parameter names are timm's, so the mapping is the identity; the
+work is reading the architecture back from the tensors' shapes.
+
+What shapes cannot tell, and the rule used:
+- number of heads: the published size with that width (Ti 3, S 6, B 12, L 16, H 16), else
+  width / 64; pass `num_heads=` to `load_model` to say otherwise;
+- a non-square training grid: the grid is taken as square; pass `img_size=(H, W)` to say otherwise.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+
+from ..config import ViTConfig
+from ..registry import SIZES
+from .errors import CheckpointError
+
+HEADS_BY_WIDTH = {width: heads for width, _, heads, _ in SIZES.values()}
+
+
+def looks_like_timm(sd: dict) -> bool:
+    return "patch_embed.proj.weight" in sd
+
+
+def infer_config(sd: dict[str, torch.Tensor], where: str, **known) -> ViTConfig:
+    """Architecture from timm-named tensors. `known` fixes fields shapes cannot tell."""
+    w = sd["patch_embed.proj.weight"]  # (D, C, P, P)
+    if w.ndim != 4 or w.shape[-1] != w.shape[-2]:
+        raise CheckpointError(f"{where}: patch_embed.proj.weight has shape {tuple(w.shape)}, "
+                              f"expected (D, C, P, P)")
+    D, C, P = w.shape[0], w.shape[1], w.shape[-1]
+    depth = 1 + max((int(m.group(1)) for k in sd if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
+    if depth == 0:
+        raise CheckpointError(f"{where}: no transformer blocks (blocks.N.*) found")
+    class_token, distilled = "cls_token" in sd, "dist_token" in sd
+    prefix = int(class_token) + int(distilled)
+    pos = sd.get("pos_embed")
+    img_size = known.pop("img_size", None)
+    if pos is not None and img_size is None:
+        side = math.isqrt(pos.shape[1] - prefix)
+        if side * side != pos.shape[1] - prefix:
+            raise CheckpointError(f"{where}: pos_embed has {pos.shape[1] - prefix} patch entries, not a "
+                                  f"square grid; pass img_size=(H, W)")
+        img_size = side * P
+    elif img_size is None:
+        img_size = 224 if 224 % P == 0 else 16 * P
+    head = sd.get("head.weight")
+    fields = dict(
+        img_size=img_size, patch_size=P, in_chans=C, embed_dim=D, depth=depth,
+        num_heads=HEADS_BY_WIDTH.get(D, max(1, D // 64)),
+        mlp_ratio=sd["blocks.0.mlp.fc1.weight"].shape[0] / D,
+        qkv_bias="blocks.0.attn.qkv.bias" in sd,
+        class_token=class_token, distilled=distilled,
+        # timm normalises after pooling exactly when it mean-pools (fc_norm).
+        pool="mean" if ("fc_norm.weight" in sd or not class_token) else "cls",
+        fc_norm="fc_norm.weight" in sd,
+        pos_embed="learned" if pos is not None else "none",
+        num_classes=head.shape[0] if head is not None else 0,
+        layer_scale_init=1e-5 if "blocks.0.ls1.gamma" in sd else None,
+    )
+    fields.update(known)
+    return ViTConfig(**fields)
+
+
+def to_timm(sd: dict[str, torch.Tensor], cfg: ViTConfig) -> dict[str, torch.Tensor]:
+    """vitkit state dict → timm's (same names); refuses what timm's ViT has no place for."""
+    if cfg.rel_pos != "none":
+        raise CheckpointError(f"rel_pos={cfg.rel_pos!r} has no equivalent in timm's VisionTransformer; "
+                              f"keep this model in vitkit format")
+    if cfg.pos_embed == "sincos":
+        raise CheckpointError("pos_embed='sincos' is not stored in timm checkpoints; keep vitkit format")
+    return dict(sd)
+
+
+def timm_kwargs(cfg: ViTConfig) -> dict:
+    """Arguments that build the matching `timm.models.vision_transformer.VisionTransformer`."""
+    kw = dict(img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=cfg.in_chans,
+              num_classes=cfg.num_classes, embed_dim=cfg.embed_dim, depth=cfg.depth,
+              num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
+              class_token=cfg.class_token, global_pool="avg" if cfg.pool == "mean" else "token",
+              fc_norm=cfg.use_fc_norm, init_values=cfg.layer_scale_init,
+              pos_embed="learn" if cfg.pos_embed == "learned" else "none")
+    return kw

@@ -1,0 +1,137 @@
+"""The model config: one dataclass that rebuilds any vitkit model and is saved in every checkpoint.
+
+    from vitkit.config import ViTConfig
+    cfg = ViTConfig(embed_dim=192, depth=12, num_heads=3, patch_size=4, img_size=(32, 32))
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+POOLS = ("cls", "mean")
+POS_EMBEDS = ("learned", "sincos", "none")
+REL_POS = ("none", "shaw", "decomposed", "bias")
+ACTS = ("gelu", "gelu_tanh")
+
+
+class ConfigError(ValueError):
+    """A config value a user gave that vitkit cannot build a model from."""
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(x) for x in v)
+    if len(v) != 2:
+        raise ConfigError(f"img_size must be an int or (height, width), got {v}")
+    return v  # type: ignore[return-value]
+
+
+@dataclass
+class ViTConfig:
+    """Everything that decides a ViT's weights and numerics.
+
+    Args:
+        img_size: training size (H, W); other sizes work by resampling the position table.
+        patch_size: P; the patch embedding is a conv with kernel = stride = P.
+        embed_dim, depth, num_heads, mlp_ratio: the size (see `registry.SIZES`).
+        class_token: prepend a learned `[class]` token.
+        distilled: add DeiT's distillation token and second head.
+        pool: "cls" (the `[class]` output) or "mean" (mean of patch tokens).
+        fc_norm: norm after pooling instead of before it; None means timm's rule
+            (True exactly when pool == "mean").
+        pos_embed: "learned", "sincos" (fixed 2-D) or "none".
+        pos_embed_interp / pos_embed_antialias: how a learned table is resampled for another
+            grid. timm: bicubic + antialias; Hugging Face: bicubic, no antialias.
+        rel_pos: relative position form inside attention ("none", "shaw", "decomposed", "bias").
+        norm_eps: LayerNorm eps (timm 1e-6; Hugging Face ViT 1e-12).
+        act: "gelu" (exact, erf) or "gelu_tanh" (the JAX original).
+        layer_scale_init: LayerScale init value; None disables it.
+        head_init_zero: zero-initialise the head (the ViT paper's fine-tuning rule).
+    """
+
+    img_size: tuple[int, int] = (224, 224)
+    patch_size: int = 16
+    in_chans: int = 3
+    num_classes: int = 1000
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    class_token: bool = True
+    distilled: bool = False
+    pool: str = "cls"
+    fc_norm: bool | None = None
+    pos_embed: str = "learned"
+    pos_embed_interp: str = "bicubic"
+    pos_embed_antialias: bool = True
+    rel_pos: str = "none"
+    rel_pos_max_dist: int | None = None  # Shaw's clipping distance k; None: the whole grid
+    rel_pos_values: bool = False  # Shaw's optional value term (forces the explicit path)
+    norm_eps: float = 1e-6
+    act: str = "gelu"
+    drop_rate: float = 0.0
+    pos_drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    proj_drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    layer_scale_init: float | None = None
+    head_init_zero: bool = False
+    extra: dict = field(default_factory=dict)  # free-form notes (e.g. where a checkpoint came from)
+
+    def __post_init__(self) -> None:
+        self.img_size = _pair(self.img_size)
+        for name, allowed in (("pool", POOLS), ("pos_embed", POS_EMBEDS), ("rel_pos", REL_POS),
+                              ("act", ACTS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        for side in self.img_size:
+            if side % self.patch_size:
+                raise ConfigError(f"image size {side} is not a multiple of patch size {self.patch_size}")
+        if self.pool == "cls" and not self.class_token:
+            raise ConfigError("pool='cls' needs class_token=True; use pool='mean' without a class token")
+        if self.distilled and not self.class_token:
+            raise ConfigError("distilled=True needs class_token=True")
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise ConfigError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+
+    # ---- derived values (never stored, so they cannot disagree with the fields) ----
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        return (self.img_size[0] // self.patch_size, self.img_size[1] // self.patch_size)
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        return int(self.class_token) + int(self.distilled)
+
+    @property
+    def use_fc_norm(self) -> bool:
+        return self.pool == "mean" if self.fc_norm is None else self.fc_norm
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["img_size"] = list(self.img_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ViTConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown model config field(s): {', '.join(unknown)}")
+        return cls(**d)
+
+    def replace(self, **overrides: Any) -> "ViTConfig":
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"unknown model option(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **overrides)

@@ -1,0 +1,59 @@
+"""Multi-head self-attention with a fused (SDPA) path and an explicit path for attention maps.
+
+The explicit path is the reference and the only one that can return probabilities; the fused
+path is the default. `Attention.fused` is a plain attribute so a caller (ONNX export, a custom
+kernel) can switch paths without touching weights.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Args:
+        dim: token width D.
+        num_heads: heads; head_dim = D / heads.
+        qkv_bias: bias on the fused qkv projection (timm and HF both have one).
+        attn_drop / proj_drop: dropout on probabilities and on the output projection.
+        rel_pos: optional module giving an additive logit bias from (q, grid); see `relpos.py`.
+    """
+
+    fused: bool = True
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0, rel_pos: nn.Module | None = None):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        # One (3D, D) projection, laid out [q; k; v] like timm, so its weights load unchanged.
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.rel_pos = rel_pos
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, int], return_attention: bool = False):
+        """x: (B, N, D) → ((B, N, D), probabilities (B, heads, N, N) or None)."""
+        B, N, D = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # (B, heads, N, head_dim) each
+        bias = self.rel_pos(q, grid) if self.rel_pos is not None else None  # (B|1, heads, N, N)
+        needs_probs = return_attention or (self.rel_pos is not None and self.rel_pos.needs_probs)
+        attn = None
+        if self.fused and not needs_probs:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=bias, dropout_p=self.attn_drop.p if self.training else 0.0)
+        else:
+            logits = (q * self.scale) @ k.transpose(-2, -1)  # (B, heads, N, N)
+            if bias is not None:
+                logits = logits + bias
+            attn = logits.softmax(dim=-1)
+            probs = self.attn_drop(attn)
+            out = probs @ v  # (B, heads, N, head_dim)
+            if self.rel_pos is not None and self.rel_pos.needs_probs:
+                out = out + self.rel_pos.value_term(probs, grid)
+        out = out.transpose(1, 2).reshape(B, N, D)
+        return self.proj_drop(self.proj(out)), (attn if return_attention else None)

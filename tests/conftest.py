@@ -1,0 +1,48 @@
+"""Shared fixtures: seeds, and a few hundred real CIFAR-10 images read from the shared archive."""
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CIFAR_TAR = Path(os.environ.get("VITKIT_CIFAR_TAR", ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"))
+SAMPLE = ROOT / "src" / "vitkit" / "sample_data" / "cifar10_sample"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def extract_cifar(dest: Path, per_class_train: int, per_class_test: int) -> Path:
+    """Copy the first N images per class of each split from the archive into dest (ImageFolder)."""
+    if not CIFAR_TAR.exists():
+        pytest.skip(f"CIFAR-10 archive not found at {CIFAR_TAR}")
+    limits = {"train": per_class_train, "test": per_class_test}
+    counts: dict[tuple[str, str], int] = {}
+    with tarfile.open(CIFAR_TAR, "r:gz") as tar:
+        for member in tar:
+            parts = Path(member.name).parts
+            if not member.isfile() or len(parts) < 3 or parts[-3] not in limits:
+                continue
+            split, cls = parts[-3], parts[-2]
+            if counts.get((split, cls), 0) >= limits[split]:
+                continue
+            counts[(split, cls)] = counts.get((split, cls), 0) + 1
+            out = dest / split / cls / parts[-1]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(tar.extractfile(member).read())
+            if len(counts) == 20 and all(counts[k] >= limits[k[0]] for k in counts):
+                break
+    return dest
+
+
+@pytest.fixture(scope="session")
+def cifar_small(tmp_path_factory) -> Path:
+    """30 train + 10 test images per class of real CIFAR-10 (400 images)."""
+    return extract_cifar(tmp_path_factory.mktemp("cifar"), 30, 10)
