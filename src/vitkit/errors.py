@@ -9,3 +9,7 @@ class UsageError(ValueError):
 
 
 USER_ERRORS = (UsageError, CheckpointError, ConfigError, UnknownModelError)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run stopped before the bad step touched any weights."""

@@ -100,6 +100,7 @@ def model_from_checkpoint(ck: LoadedCheckpoint, **overrides: Any) -> nn.Module:
                 head.weight.zero_()
                 head.bias.zero_()
     model.class_names = None if new_head else ck.class_names
+    model.preprocess = ck.extra.get("preprocess")  # eval transform a vitkit run recorded, or None
     return model.eval()
 
 
@@ -130,7 +131,7 @@ def convert(src: str | Path, dst: str | Path, to: str = "vitkit", **overrides: A
     model = load_model(src, **overrides)
     sd, cfg, dst = native.model_state_dict(model), model.cfg, Path(dst)
     if to == "vitkit":
-        native.save_model(model, dst, class_names=model.class_names)
+        native.save_model(model, dst, class_names=model.class_names, preprocess=model.preprocess)
     elif to == "timm":
         sd = timm_format.to_timm(sd, cfg)
         dst.parent.mkdir(parents=True, exist_ok=True)

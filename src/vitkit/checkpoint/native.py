@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import ConfigError, ViTConfig
+from ..config import ConfigError
 from .errors import CheckpointError
 from .io import atomic_write, read_safetensors, read_torch_file
 from .loaded import LoadedCheckpoint
@@ -30,30 +30,35 @@ def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
 
 
-def model_header(model: nn.Module, class_names: list[str] | None = None) -> dict[str, Any]:
+def model_header(model: nn.Module, class_names: list[str] | None = None,
+                 preprocess: dict | None = None) -> dict[str, Any]:
     model = getattr(getattr(model, "_orig_mod", model), "module", getattr(model, "_orig_mod", model))
     if not hasattr(model, "cfg"):
         raise CheckpointError("save_model needs a vitkit model (one with a .cfg ViTConfig)")
     header: dict[str, Any] = {"format": FORMAT, "model": model.cfg.to_dict()}
     if class_names is not None:
         header["class_names"] = list(class_names)
+    if preprocess is not None:
+        header["preprocess"] = dict(preprocess)
     return header
 
 
-def save_model(model: nn.Module, path: str | Path, class_names: list[str] | None = None) -> Path:
+def save_model(model: nn.Module, path: str | Path, class_names: list[str] | None = None,
+               preprocess: dict | None = None) -> Path:
     """Write `path/model.safetensors` and `path/config.json`; returns the directory.
 
     Args:
         model: a vitkit model (plain, compiled or DDP-wrapped).
         path: a directory (created if needed).
         class_names: optional label names, stored so predictions can print them.
+        preprocess: optional eval preprocessing (img_size, mean, std, crop_pct, interpolation).
     """
     from safetensors.torch import save_file
 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"{path}: exists and is not a directory")
-    header = model_header(model, class_names)
+    header = model_header(model, class_names, preprocess)
     text = json.dumps(header, indent=2)
     sd = model_state_dict(model)
     atomic_write(path / "model.safetensors", lambda tmp: save_file(sd, tmp, metadata={"vitkit": text}))
@@ -61,9 +66,11 @@ def save_model(model: nn.Module, path: str | Path, class_names: list[str] | None
     return path
 
 
-def _config_from(header: dict, where: Path) -> ViTConfig:
+def _config_from(header: dict, where: Path):
+    from ..models import config_from_dict
+
     try:
-        return ViTConfig.from_dict(dict(header["model"]))
+        return config_from_dict(dict(header["model"]))
     except (KeyError, TypeError, ConfigError) as e:
         raise CheckpointError(f"{where}: invalid vitkit model config: {e}") from None
 
@@ -77,7 +84,7 @@ def read_model_dir(path: Path) -> LoadedCheckpoint:
     except (OSError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{cfg_file}: unreadable config ({e})") from None
     return LoadedCheckpoint(path, FORMAT, _config_from(header, cfg_file), read_safetensors(weights),
-                            class_names=header.get("class_names"))
+                            class_names=header.get("class_names"), extra=header)
 
 
 def safetensors_header(path: Path) -> dict | None:
@@ -94,7 +101,7 @@ def safetensors_header(path: Path) -> dict | None:
 
 def read_model_file(path: Path, header: dict) -> LoadedCheckpoint:
     return LoadedCheckpoint(path, FORMAT, _config_from(header, path), read_safetensors(path),
-                            class_names=header.get("class_names"))
+                            class_names=header.get("class_names"), extra=header)
 
 
 def read_train_checkpoint(path: Path, obj: dict | None = None) -> LoadedCheckpoint:

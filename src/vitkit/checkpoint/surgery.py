@@ -18,7 +18,7 @@ from .errors import CheckpointError
 # DDP ("module."), torch.compile ("_orig_mod."), Lightning and DeiT's repo ("model.").
 _WRAPPERS = ("state_dict", "model", "model_ema", "module", "params")
 _PREFIXES = ("module.", "_orig_mod.", "model.")
-HEAD_KEYS = ("head.weight", "head.bias", "head_dist.weight", "head_dist.bias")
+HEAD_KEYS = ("head.weight", "head.bias", "head_dist.weight", "head_dist.bias", "fc.weight", "fc.bias")
 
 
 def unwrap_state_dict(obj: dict) -> dict:
@@ -76,6 +76,10 @@ def adapt_state_dict(sd: dict[str, torch.Tensor], src: ViTConfig, dst: ViTConfig
     - heads: dropped when the number of classes differs (the new model initialises them).
     """
     sd = dict(sd)
+    if not isinstance(dst, ViTConfig):  # a CNN: only its head can change
+        if src.num_classes != dst.num_classes:
+            sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
+        return sd
     if "pos_embed" in sd and dst.pos_embed == "learned" and src.grid_size != dst.grid_size:
         mode, antialias = resample
         sd["pos_embed"] = resample_pos_embed(sd["pos_embed"], dst.grid_size, src.grid_size,

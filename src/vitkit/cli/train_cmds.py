@@ -1,0 +1,160 @@
+"""`vitkit train | finetune | eval | predict`.
+
+    vitkit train --config recipes/cifar10_vit_tiny_cpu.yaml --data DIR --out runs/cifar
+    vitkit finetune --init runs/cifar --data DIR2 --img-size 48 --out runs/ft
+    vitkit eval --checkpoint runs/cifar --data DIR --json
+    vitkit predict --checkpoint runs/cifar cat.jpg dog.png --topk 3
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+
+# flag → (config path, type); flags override the recipe, which overrides the defaults.
+_FLAGS = {
+    "model": ("model.name", str), "init": ("model.init", str), "img_size": ("model.img_size", int),
+    "drop_path": ("model.drop_path_rate", float), "data": ("data.path", str), "workers": ("data.workers", int),
+    "epochs": ("optim.epochs", int), "batch_size": ("optim.batch_size", int), "lr": ("optim.lr", float),
+    "warmup_epochs": ("optim.warmup_epochs", float), "weight_decay": ("optim.weight_decay", float),
+    "accum_steps": ("optim.accum_steps", int), "layer_decay": ("optim.layer_decay", float),
+    "freeze": ("optim.freeze", str), "ema": ("optim.ema_decay", float), "distill": ("distill.kind", str),
+    "teacher": ("distill.teacher", str), "out": ("run.out", str), "seed": ("run.seed", int),
+    "device": ("run.device", str), "max_steps": ("run.max_steps", int), "log_every": ("run.log_every", int),
+}
+_FINETUNE_DEFAULTS = ["optim.lr=1e-4", "optim.warmup_epochs=1", "optim.weight_decay=0.05", "model.drop_path_rate=0.1"]
+
+
+def register(sub) -> None:
+    for name, helptext in (("train", "train a model on an ImageFolder dataset"),
+                           ("finetune", "fine-tune pre-trained weights (train with --init and fine-tuning defaults)")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--config", help="YAML recipe (see recipes/)")
+        p.add_argument("--model", help="registered model name (vitkit models) or resnet18_cifar, ...")
+        p.add_argument("--init", required=(name == "finetune"), help="start from these weights (any checkpoint)")
+        p.add_argument("--data", help="folder with train/ and val/ (or test/) in ImageFolder layout")
+        p.add_argument("--out", help="run directory (checkpoints, metrics.jsonl, config.yaml)")
+        p.add_argument("--img-size", type=int, help="train at this size (position tables are resampled)")
+        p.add_argument("--epochs", type=int)
+        p.add_argument("--batch-size", type=int, help="global batch (all processes and accumulation steps)")
+        p.add_argument("--lr", type=float)
+        p.add_argument("--warmup-epochs", type=float)
+        p.add_argument("--weight-decay", type=float)
+        p.add_argument("--accum-steps", type=int)
+        p.add_argument("--drop-path", type=float)
+        p.add_argument("--layer-decay", type=float, help="layer-wise lr decay, e.g. 0.65")
+        p.add_argument("--freeze", choices=["backbone"], help="train the head only (linear probe)")
+        p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of weights, e.g. 0.9998")
+        p.add_argument("--distill", choices=["none", "soft", "hard"], help="DeiT distillation from --teacher")
+        p.add_argument("--teacher", help="teacher checkpoint (a vitkit run of a ResNet, ...)")
+        p.add_argument("--seed", type=int)
+        p.add_argument("--workers", type=int)
+        p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+        p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+        p.add_argument("--log-every", type=int)
+        p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (same run, same weights)")
+        p.add_argument("--compile", action="store_true", help="torch.compile the model")
+        p.add_argument("--resume", action="store_true", help="continue RUN/last.pt in --out")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                       help="any other option, e.g. --set data.mixup=0.8 (repeatable)")
+        p.set_defaults(func=run_train, finetune=(name == "finetune"))
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on a folder of images")
+    p.add_argument("--checkpoint", required=True, help="run directory, checkpoint file, or anything load_model reads")
+    p.add_argument("--data", required=True, help="folder with val/ or test/ (or an ImageFolder root itself)")
+    p.add_argument("--split", help="sub-folder to evaluate (default: val, else test)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_eval)
+
+    p = sub.add_parser("predict", help="classify image files")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
+    p.set_defaults(func=run_predict)
+
+
+def run_train(args) -> int:
+    from ..train.config import load_train_config
+    from ..train.loop import train
+
+    sets = list(_FINETUNE_DEFAULTS) if args.finetune else []
+    sets += list(args.set)
+    for flag, (key, _) in _FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            sets.append(f"{key}={json.dumps(value) if isinstance(value, str) else value}")
+    for flag, key in (("deterministic", "run.deterministic"), ("compile", "run.compile"), ("resume", "run.resume")):
+        if getattr(args, flag):
+            sets.append(f"{key}=true")
+    if args.no_progress:
+        sets.append("run.progress=false")
+    cfg = load_train_config(args.config, sets)
+    train(cfg)
+    return 0
+
+
+def _load(checkpoint: str):
+    from ..checkpoint import load_model
+
+    return load_model(checkpoint)
+
+
+def run_eval(args) -> int:
+    import torch
+
+    from ..train import distributed as dist_utils
+    from ..train.data import ImageFolderSafe, split_dir
+    from ..train.evaluate import evaluate, make_eval_loader
+    from ..train.predict import transform_for
+
+    model = _load(args.checkpoint)
+    root = Path(args.data)
+    folder = split_dir(root, args.split, "val") if (args.split or not _is_class_root(root)) else root
+    names = getattr(model, "class_names", None)
+    ds = ImageFolderSafe(folder, transform_for(model), classes=names)
+    if len(ds.classes) != model.cfg.num_classes:
+        raise UsageError(f"{folder} has {len(ds.classes)} class folders but the model has {model.cfg.num_classes} classes")
+    d = dist_utils.Dist(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(d.device)
+    m = evaluate(model, make_eval_loader(ds, args.batch_size, d, args.workers, False), d, len(ds.classes))
+    per_class = dict(zip(ds.classes, m["per_class"]))
+    if args.json:
+        print(json.dumps({"checkpoint": args.checkpoint, "data": str(folder), "images": m["count"],
+                          "skipped": m["skipped"], "loss": m["loss"], "top1": m["top1"], "top5": m["top5"],
+                          "per_class": per_class}))
+    else:
+        print(f"{folder}: {m['count']} images" + (f" ({m['skipped']} unreadable, skipped)" if m["skipped"] else ""))
+        print(f"loss {m['loss']:.4f}  top-1 {m['top1']:.2f}%  top-5 {m['top5']:.2f}%")
+        for c, acc in per_class.items():
+            print(f"  {c:<20} {acc:6.2f}%")
+    return 0
+
+
+def _is_class_root(root: Path) -> bool:
+    """True when root itself holds class folders (no val/ or test/ inside)."""
+    return root.is_dir() and not any((root / s).is_dir() for s in ("val", "test", "train"))
+
+
+def run_predict(args) -> int:
+    from ..train.predict import predict_files
+
+    if args.topk < 1:
+        raise UsageError("--topk must be at least 1")
+    model = _load(args.checkpoint)
+    results = predict_files(model, args.images, args.topk)
+    failed = [r for r in results if "error" in r]
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['path']}: error: {r['error']}", file=sys.stderr)
+            else:
+                print(f"{r['path']}: " + ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["topk"]))
+    return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""Training, evaluation and prediction: one loop for one process and for torchrun."""

@@ -1,0 +1,188 @@
+"""Training options as small dataclasses (model, data, optim, distill, run), filled from a YAML
+recipe and then from command-line flags; the resolved result is written to RUN/config.yaml.
+
+    cfg = load_train_config("recipes/cifar10_vit_tiny_cpu.yaml", ["optim.epochs=3", "run.out=runs/x"])
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import UsageError
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+@dataclass
+class ModelOptions:
+    name: str = "vit_tiny_patch4_32"
+    init: str | None = None  # start from these weights (any checkpoint load_model reads)
+    img_size: int | None = None  # None: the model's native size
+    drop_path_rate: float = 0.1
+    overrides: dict = field(default_factory=dict)  # any other ViTConfig field
+    grad_checkpointing: bool = False
+
+
+@dataclass
+class DataOptions:
+    path: str = ""
+    train_split: str = "train"
+    val_split: str | None = None  # None: "val" if present, else "test"
+    train_crop: str = "random_resized"  # "random_resized" | "pad_crop" (32-px data) | "resize"
+    rrc_scale: tuple[float, float] = (0.08, 1.0)
+    pad: int = 4
+    hflip: float = 0.5
+    auto_augment: str = "none"  # "none" | "randaugment" | "trivialaugment"
+    ra_num_ops: int = 2
+    ra_magnitude: int = 9
+    random_erasing: float = 0.0
+    mixup: float = 0.0  # Beta(α, α) for MixUp; 0 disables
+    cutmix: float = 0.0  # Beta(α, α) for CutMix; 0 disables
+    label_smoothing: float = 0.0
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    crop_pct: float = 0.875  # eval: resize to size/crop_pct, centre-crop size
+    interpolation: str = "bicubic"
+    workers: int = 2
+    classes: list[str] | None = None  # train on these class folders only
+    subset: float | None = None  # keep this fraction of each training class
+    per_class: int | None = None  # or at most this many images per training class
+    subset_seed: int = 0
+
+
+@dataclass
+class OptimOptions:
+    epochs: int = 100
+    batch_size: int = 128  # global: summed over processes and accumulation steps
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_epochs: float = 5.0
+    accum_steps: int = 1
+    clip_grad: float | None = 1.0
+    ema_decay: float | None = None
+    layer_decay: float | None = None  # e.g. 0.65: lr × decay^(depth - layer) (BEiT/MAE)
+    freeze: str | None = None  # "backbone": train the head only (linear probe)
+
+
+@dataclass
+class DistillOptions:
+    kind: str = "none"  # "none" | "soft" | "hard"
+    teacher: str | None = None  # a vitkit run / checkpoint of a ResNet teacher
+    alpha: float = 0.5
+    tau: float = 1.0
+
+
+@dataclass
+class RunOptions:
+    out: str = "runs/exp"
+    seed: int = 0
+    deterministic: bool = False
+    resume: bool = False
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU) | "fp32" | "bf16"
+    compile: bool = False
+    log_every: int = 20
+    max_steps: int | None = None  # stop early after this many optimizer steps (smoke tests)
+    progress: bool = True
+
+
+@dataclass
+class TrainConfig:
+    model: ModelOptions = field(default_factory=ModelOptions)
+    data: DataOptions = field(default_factory=DataOptions)
+    optim: OptimOptions = field(default_factory=OptimOptions)
+    distill: DistillOptions = field(default_factory=DistillOptions)
+    run: RunOptions = field(default_factory=RunOptions)
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
+    """YAML / CLI values into the field's type; one-line errors for values that cannot fit."""
+    t = str(f.type)
+    if value is None or t.startswith("dict"):
+        return value
+    try:
+        if t.startswith("tuple") and isinstance(value, (list, tuple)):
+            return tuple(float(x) for x in value)
+        if t.startswith("list") and isinstance(value, (list, tuple)):
+            return [str(x) for x in value]
+        if t.startswith("list") and isinstance(value, str):
+            return [x for x in value.split(",") if x]
+        if t.startswith("bool"):
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if t.startswith("int"):
+            return int(value)
+        if t.startswith("float"):
+            return float(value)
+        return str(value) if t.startswith("str") else value
+    except (TypeError, ValueError):
+        raise UsageError(f"{section}.{f.name}: cannot use {value!r} (expected {t})") from None
+
+
+def _update(cfg: TrainConfig, section: str, values: dict, origin: str) -> None:
+    if not hasattr(cfg, section) or section.startswith("_"):
+        raise UsageError(f"{origin}: unknown section {section!r} (sections: model, data, optim, distill, run)")
+    if not isinstance(values, dict):
+        raise UsageError(f"{origin}: section {section!r} must be a mapping")
+    obj = getattr(cfg, section)
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        if key not in fields:
+            raise UsageError(f"{origin}: unknown option {section}.{key}")
+        setattr(obj, key, _coerce(section, fields[key], value))
+
+
+def load_train_config(recipe: str | Path | None = None, sets: list[str] | None = None) -> TrainConfig:
+    """Defaults ← YAML recipe ← `section.field=value` overrides, in that order."""
+    cfg = TrainConfig()
+    if recipe:
+        path = Path(recipe)
+        if not path.is_file():
+            raise UsageError(f"recipe {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise UsageError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{path}: a recipe is a mapping of sections")
+        for section, values in data.items():
+            _update(cfg, section, values, str(path))
+    for item in sets or []:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise UsageError(f"--set {item!r}: expected section.field=value")
+        _update(cfg, section, {name: yaml.safe_load(raw) if raw else ""}, "--set")
+    return cfg
+
+
+def save_train_config(cfg: TrainConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    cfg = TrainConfig()
+    for section, values in d.items():
+        _update(cfg, section, values, "checkpoint")
+    return cfg

@@ -1,0 +1,210 @@
+"""Datasets, transforms and loaders (torchvision underneath).
+
+A folder `DIR` holds `train/` and `val/` (or `test/`) in ImageFolder layout. Unreadable images
+are skipped and counted, never fatal: the dataset returns None for them and the collate
+function drops them and reports how many it dropped.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision import datasets
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2 as T
+
+from ..errors import UsageError
+from .config import DataOptions
+from .images import open_rgb
+
+_INTERP = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
+           "nearest": InterpolationMode.NEAREST}
+
+
+def _safe_open(path: str):
+    try:
+        return open_rgb(path)
+    except Exception:  # truncated, empty, not an image: the collate function counts it
+        return None
+
+
+class ImageFolderSafe(datasets.ImageFolder):
+    """ImageFolder whose unreadable images come back as None instead of raising.
+
+    Indexed by an int, or by (index, epoch) from `ShardSampler`: then the random augmentation of
+    that sample is seeded by (aug_seed, epoch, index), so it is the same whatever the number of
+    workers or processes and whether the run was resumed.
+    """
+
+    def __init__(self, root, transform=None, classes: list[str] | None = None, aug_seed: int = 0):
+        self._only = classes
+        self.aug_seed = aug_seed
+        super().__init__(root, transform=transform, loader=_safe_open,
+                         is_valid_file=lambda p: not Path(p).name.startswith("."))
+
+    def find_classes(self, directory):
+        classes, _ = super().find_classes(directory)
+        if self._only is not None:
+            missing = [c for c in self._only if c not in classes]
+            if missing:
+                raise UsageError(f"{directory}: no class folder(s) {', '.join(missing)}")
+            classes = [c for c in classes if c in self._only]
+        return classes, {c: i for i, c in enumerate(classes)}
+
+    def __getitem__(self, key):
+        index, epoch = key if isinstance(key, tuple) else (key, None)
+        path, target = self.samples[index]
+        img = self.loader(path)
+        if img is None:
+            return None
+        if self.transform is None:
+            return img, target
+        if epoch is None:
+            return self.transform(img), target
+        # fork_rng: with num_workers=0 this runs in the training process, whose RNG drives dropout.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.aug_seed * 1_000_003 + epoch * 10_000_019 + index) % (2**63))
+            return self.transform(img), target
+
+
+def collate_skip_bad(batch):
+    """Stack good samples; returns (images, labels, number of unreadable samples dropped)."""
+    good = [b for b in batch if b is not None]
+    skipped = len(batch) - len(good)
+    if not good:
+        return None, None, skipped
+    imgs, labels = zip(*good)
+    return torch.stack(imgs), torch.tensor(labels), skipped
+
+
+def train_transform(o: DataOptions, size: int):
+    interp = _INTERP[o.interpolation]
+    if o.train_crop == "pad_crop":  # CIFAR recipe: 4-px reflect padding, random 32×32 crop
+        crop = [T.Resize(size, interpolation=interp, antialias=True), T.RandomCrop(size, padding=o.pad, padding_mode="reflect")]
+    elif o.train_crop == "resize":
+        crop = [T.Resize((size, size), interpolation=interp, antialias=True)]
+    else:
+        crop = [T.RandomResizedCrop(size, scale=tuple(o.rrc_scale), interpolation=interp, antialias=True)]
+    aug = []
+    if o.hflip > 0:
+        aug.append(T.RandomHorizontalFlip(o.hflip))
+    if o.auto_augment == "randaugment":
+        aug.append(T.RandAugment(num_ops=o.ra_num_ops, magnitude=o.ra_magnitude, interpolation=interp))
+    elif o.auto_augment == "trivialaugment":
+        aug.append(T.TrivialAugmentWide(interpolation=interp))
+    elif o.auto_augment != "none":
+        raise UsageError(f"data.auto_augment={o.auto_augment!r}: choose none, randaugment or trivialaugment")
+    tail = [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(o.mean, o.std)]
+    if o.random_erasing > 0:
+        tail.append(T.RandomErasing(p=o.random_erasing, value=0))
+    return T.Compose(crop + aug + tail)
+
+
+def eval_transform(size: int, mean, std, crop_pct: float = 0.875, interpolation: str = "bicubic"):
+    """Resize the short side to size/crop_pct, centre-crop size × size, normalise."""
+    interp = _INTERP[interpolation]
+    return T.Compose([T.Resize(int(round(size / crop_pct)), interpolation=interp, antialias=True),
+                      T.CenterCrop(size), T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)])
+
+
+def batch_mixer(o: DataOptions, num_classes: int):
+    """MixUp / CutMix on a batch (torchvision v2); None when both are off. Labels become soft."""
+    ops = []
+    if o.mixup > 0:
+        ops.append(T.MixUp(alpha=o.mixup, num_classes=num_classes))
+    if o.cutmix > 0:
+        ops.append(T.CutMix(alpha=o.cutmix, num_classes=num_classes))
+    if not ops:
+        return None
+    return ops[0] if len(ops) == 1 else T.RandomChoice(ops)
+
+
+def split_dir(root: Path, split: str | None, role: str) -> Path:
+    if not root.is_dir():
+        raise UsageError(f"--data {root}: no such directory")
+    names = [split] if split else (["val", "test"] if role == "val" else ["train"])
+    for n in names:
+        if (root / n).is_dir():
+            return root / n
+    raise UsageError(f"--data {root}: no {' or '.join(n + '/' for n in names)} folder inside "
+                     f"(expected ImageFolder layout: {names[0]}/<class>/<image>)")
+
+
+def _subset(ds: ImageFolderSafe, o: DataOptions) -> None:
+    """Keep a per-class fraction / count of training images, chosen by `subset_seed`."""
+    if o.subset is None and o.per_class is None:
+        return
+    rng = random.Random(o.subset_seed)
+    by_class: dict[int, list] = {}
+    for s in ds.samples:
+        by_class.setdefault(s[1], []).append(s)
+    kept = []
+    for _, items in sorted(by_class.items()):
+        rng.shuffle(items)
+        n = len(items) if o.subset is None else max(1, int(round(len(items) * o.subset)))
+        if o.per_class is not None:
+            n = min(n, o.per_class)
+        kept += items[:n]
+    kept.sort()
+    ds.samples = ds.imgs = kept
+    ds.targets = [s[1] for s in kept]
+
+
+@dataclass
+class Data:
+    train: ImageFolderSafe
+    val: ImageFolderSafe
+    classes: list[str]
+
+
+def build_datasets(o: DataOptions, size: int, seed: int = 0) -> Data:
+    root = Path(o.path)
+    train = ImageFolderSafe(split_dir(root, o.train_split, "train"), train_transform(o, size), o.classes, seed)
+    val = ImageFolderSafe(split_dir(root, o.val_split, "val"),
+                          eval_transform(size, o.mean, o.std, o.crop_pct, o.interpolation), train.classes)
+    if not train.classes or len(train) == 0:
+        raise UsageError(f"--data {root}: no images found in {root / o.train_split}")
+    _subset(train, o)
+    return Data(train, val, train.classes)
+
+
+class ShardSampler(Sampler):
+    """Shuffled (index, epoch) keys of one epoch, split across processes like DistributedSampler.
+
+    The order depends only on (seed, epoch), never on how many processes run, so a 2-process
+    run sees the same global batches as a 1-process run, and a resumed run the same as an
+    uninterrupted one. The last incomplete global batch is dropped (`drop_last`) so every
+    process does the same number of steps.
+    """
+
+    def __init__(self, n: int, rank: int, world: int, global_batch: int, seed: int, shuffle: bool = True):
+        self.n, self.rank, self.world, self.shuffle, self.seed = n, rank, world, shuffle, seed
+        self.global_batch = global_batch
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _order(self) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def __iter__(self):
+        order = self._order()
+        usable = (len(order) // self.global_batch) * self.global_batch
+        # Global batch b = order[b*G:(b+1)*G]; this process takes every world-th sample of it.
+        return iter([(i, self.epoch) for i in order[self.rank:usable:self.world]])
+
+    def __len__(self) -> int:
+        return (self.n // self.global_batch) * self.global_batch // self.world
+
+
+def make_loader(ds, batch_size: int, sampler, workers: int, pin: bool, seed: int = 0) -> DataLoader:
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin,
+                      persistent_workers=workers > 0, collate_fn=collate_skip_bad, drop_last=False,
+                      generator=torch.Generator().manual_seed(seed))

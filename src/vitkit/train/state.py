@@ -1,0 +1,49 @@
+"""Training checkpoints: RUN/last.pt and RUN/best.pt, one atomic file each.
+
+A file holds the model config and weights, optimizer, EMA, RNG states, epoch, step, best
+accuracy, class names, preprocessing and the resolved training config, all as tensors and plain
+containers, so `torch.load(weights_only=True)` reads it without running pickled code.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..checkpoint.io import atomic_write, read_torch_file
+from ..checkpoint.native import TRAIN_FORMAT, model_state_dict
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+             "python_version": random.getstate()[0], "python_gauss": random.getstate()[2],
+             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_train_state(path: Path, *, model, optimizer, ema, epoch: int, step: int, best_top1: float,
+                     class_names: list[str], preprocess: dict, train_config: dict) -> None:
+    obj = {"format": TRAIN_FORMAT, "model": model.cfg.to_dict(), "model_state": model_state_dict(model),
+           "optimizer": optimizer.state_dict(), "ema_state": model_state_dict(ema.module) if ema else None,
+           "rng": rng_state(), "epoch": epoch, "step": step, "best_top1": best_top1,
+           "class_names": list(class_names), "preprocess": preprocess, "train_config": train_config}
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_train_state(path: Path) -> dict[str, Any]:
+    return read_torch_file(path)

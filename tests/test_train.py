@@ -1,0 +1,167 @@
+"""The training engine on real CIFAR-10 images: learning, resume, torchrun, bad input, NaN."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import vitkit
+from vitkit.errors import TrainingDiverged
+from vitkit.train.config import load_train_config
+from vitkit.train.loop import train
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+# A 2-block tiny ViT with fixed (non-random) preprocessing, so runs can be compared exactly.
+TINY = ["model.name=vit_tiny_patch4_32", "model.overrides={depth: 2}", "data.train_crop=pad_crop",
+        "data.workers=0", "run.progress=false", "optim.batch_size=32", "optim.warmup_epochs=1",
+        "run.log_every=1"]
+
+
+def cli(*args, check=False, timeout=300):
+    r = subprocess.run([sys.executable, "-m", "vitkit", *map(str, args)], capture_output=True, text=True,
+                       env=ENV, timeout=timeout)
+    if check and r.returncode:
+        raise AssertionError(r.stderr)
+    return r
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_tiny_model_learns_on_real_cifar(cifar_small, tmp_path):
+    cfg = load_train_config(None, TINY + [f"data.path={cifar_small}", f"run.out={tmp_path / 'r'}",
+                                          "optim.epochs=6", "optim.lr=2e-3", "model.drop_path_rate=0"])
+    last = train(cfg)
+    rows = read_metrics(tmp_path / "r")
+    steps = [r for r in rows if r["kind"] == "step"]
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    assert len(epochs) == 6 and {"loss", "top1", "top5", "lr", "img_s", "time"} <= set(epochs[0])
+    first = sum(s["loss"] for s in steps[:3]) / 3
+    assert epochs[-1]["train_loss"] < first - 0.15, (first, epochs[-1]["train_loss"])
+    assert last["top1"] > 10.0  # above chance on held-out images
+    for name in ("last.pt", "best.pt", "config.yaml"):
+        assert (tmp_path / "r" / name).exists()
+    model = vitkit.load_model(tmp_path / "r")
+    assert model.class_names[0] == "airplane" and model.preprocess["img_size"] == 32
+
+
+def _final_weights(run: Path) -> dict:
+    return torch.load(run / "last.pt", weights_only=True)["model_state"]
+
+
+def test_killed_run_resumes_to_identical_weights(cifar_small, tmp_path):
+    args = ["train", "--data", cifar_small, "--epochs", 4, "--lr", "1e-3", "--deterministic", "--seed", 3,
+            *[a for s in TINY for a in ("--set", s)], "--set", "data.auto_augment=randaugment",
+            "--set", "data.random_erasing=0.25", "--set", "data.mixup=0.2"]
+    cli(*args, "--out", tmp_path / "full", check=True)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "vitkit", *map(str, args), "--out", str(run)],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (run / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["epoch"] < 3, "the run finished before it could be killed; test proves nothing"
+    cli(*args, "--out", run, "--resume", check=True)
+    a, b = _final_weights(tmp_path / "full"), _final_weights(run)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    epochs = [r["epoch"] for r in read_metrics(run) if r["kind"] == "epoch"]
+    assert epochs[-1] == 4
+
+
+def test_partial_temporary_file_is_never_read_as_last(cifar_small, tmp_path):
+    from vitkit.checkpoint.io import atomic_write
+
+    target = tmp_path / "last.pt"
+    torch.save({"v": torch.ones(1)}, target)
+
+    def dies_half_way(tmp):
+        Path(tmp).write_bytes(b"partial")
+        raise KeyboardInterrupt  # killed mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, dies_half_way)
+    assert torch.equal(torch.load(target, weights_only=True)["v"], torch.ones(1))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_torchrun_two_processes_match_one_process(cifar_small, tmp_path):
+    common = ["train", "--data", cifar_small, "--epochs", 1, "--max-steps", 4, "--lr", "1e-3",
+              *[a for s in TINY for a in ("--set", s)], "--set", "data.hflip=0", "--set", "data.train_crop=resize",
+              "--set", "model.drop_path_rate=0", "--device", "cpu"]
+    cli(*common, "--out", tmp_path / "one", check=True)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                        "29533", "-m", "vitkit", *map(str, common), "--out", str(tmp_path / "two")],
+                       capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    one = [m["loss"] for m in read_metrics(tmp_path / "one") if m["kind"] == "step"]
+    two = [m["loss"] for m in read_metrics(tmp_path / "two") if m["kind"] == "step"]
+    assert len(one) == len(two) == 4
+    assert max(abs(a - b) for a, b in zip(one, two)) < 1e-4, (one, two)
+
+
+def test_unreadable_images_are_skipped_and_counted(cifar_small, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(cifar_small, data)
+    (data / "train" / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (data / "train" / "dog" / "empty.jpg").write_bytes(b"")
+    r = cli("train", "--data", data, "--out", tmp_path / "r", "--epochs", 1, "--batch-size", 302,
+            *[a for s in TINY[:5] for a in ("--set", s)], check=True)
+    epoch = [m for m in read_metrics(tmp_path / "r") if m["kind"] == "epoch"][0]
+    assert epoch["skipped_images"] == 2 and "2 unreadable images skipped" in r.stdout
+
+
+def test_nan_loss_stops_and_leaves_last_checkpoint_untouched(cifar_small, tmp_path, monkeypatch):
+    sets = TINY + [f"data.path={cifar_small}", f"run.out={tmp_path / 'r'}", "optim.epochs=1"]
+    train(load_train_config(None, sets))
+    before = (tmp_path / "r" / "last.pt").read_bytes()
+    from vitkit.train import losses
+
+    monkeypatch.setattr(losses.DistillationLoss, "forward", lambda self, o, t, x=None: o.sum() * float("nan"))
+    with pytest.raises(TrainingDiverged, match="loss became nan at epoch 2"):
+        train(load_train_config(None, sets + ["optim.epochs=2", "run.resume=true"]))
+    assert (tmp_path / "r" / "last.pt").read_bytes() == before
+
+
+def test_bad_inputs_give_one_line_errors(cifar_small, tmp_path):
+    r = cli("train", "--data", tmp_path / "nope", "--out", tmp_path / "r")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no such directory" in r.stderr
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x02garbage")
+    for args in (("eval", "--checkpoint", bad, "--data", cifar_small),
+                 ("predict", "--checkpoint", bad, cifar_small / "test" / "cat" / "0000.jpg")):
+        r = cli(*args)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "bad.pt" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    r = cli("train", "--config", tmp_path / "missing.yaml")
+    assert r.returncode == 2 and "missing.yaml does not exist" in r.stderr
+
+
+def test_eval_and_predict_commands(cifar_small, tmp_path):
+    cfg = load_train_config(None, TINY + [f"data.path={cifar_small}", f"run.out={tmp_path / 'r'}", "optim.epochs=1"])
+    train(cfg)
+    r = cli("eval", "--checkpoint", tmp_path / "r", "--data", cifar_small, "--json", check=True)
+    res = json.loads(r.stdout)
+    assert res["images"] == 100 and 0 <= res["top1"] <= 100 and set(res["per_class"]) >= {"cat", "truck"}
+    good = cifar_small / "test" / "cat" / "0000.jpg"
+    (tmp_path / "bad.jpg").write_text("nope")
+    r = cli("predict", "--checkpoint", tmp_path / "r", good, tmp_path / "missing.jpg", tmp_path / "bad.jpg",
+            "--topk", 3, "--json")
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    assert [("error" in o) for o in out] == [False, True, True]
+    assert len(out[0]["topk"]) == 3 and out[0]["topk"][0]["label"] in res["per_class"]
+    assert abs(sum(t["prob"] for t in out[0]["topk"])) <= 1.0001
+    r = cli("predict", "--checkpoint", tmp_path / "r", good, check=True)
+    assert r.returncode == 0 and str(good) in r.stdout
