@@ -75,7 +75,8 @@ def read_checkpoint(path: str | Path, **overrides: Any) -> LoadedCheckpoint:
     sd = strip_prefixes(unwrap_state_dict(raw))
     sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
     if timm_format.looks_like_timm(sd):
-        return LoadedCheckpoint(path, "timm", timm_format.infer_config(sd, str(path), **known), sd)
+        sd, relpos = timm_format.from_timm_relpos(sd, str(path))
+        return LoadedCheckpoint(path, "timm", timm_format.infer_config(sd, str(path), **{**relpos, **known}), sd)
     if hf_format.looks_like_hf(sd):  # HF weights without their config.json: shapes decide
         sd = hf_format.hf_to_vitkit(sd, str(path))
         known = {"norm_eps": 1e-12, "pos_embed_interp": "bicubic", "pos_embed_antialias": False, **known}

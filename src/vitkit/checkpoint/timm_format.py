@@ -24,6 +24,30 @@ def looks_like_timm(sd: dict) -> bool:
     return "patch_embed.proj.weight" in sd
 
 
+def from_timm_relpos(sd: dict[str, torch.Tensor], where: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """timm's VisionTransformerRelPos → vitkit names, where the forms match.
+
+    Matches: `rel_pos_type='bias'` without a class token (a Swin-style per-head table whose
+    (2H-1)(2W-1) index layout is vitkit's "bias" form). Refused: the log-coordinate MLP that
+    timm's pretrained `vit_relpos_*` use, shared tables, and class-token tables (3 extra BEiT
+    entries; vitkit gives prefix tokens a zero term).
+    """
+    if not any("rel_pos" in k for k in sd):
+        return sd, {}
+    if any(".rel_pos.mlp." in k or k.startswith("shared_rel_pos.") for k in sd):
+        raise CheckpointError(f"{where}: timm relative positions of MLP or shared form (vit_relpos_* pretrained) "
+                              f"have no vitkit equivalent; only rel_pos_type='bias' checkpoints load")
+    out = {}
+    for k, v in sd.items():
+        if k.endswith(".attn.rel_pos.relative_position_bias_table"):
+            k = k.replace(".relative_position_bias_table", ".table")
+            if "cls_token" in sd:
+                raise CheckpointError(f"{where}: timm relative-position tables with a class token (3 extra "
+                                      f"entries) are not supported")
+        out[k] = v
+    return out, {"rel_pos": "bias", "pos_embed": "none"}
+
+
 def infer_config(sd: dict[str, torch.Tensor], where: str, **known) -> ViTConfig:
     """Architecture from timm-named tensors. `known` fixes fields shapes cannot tell."""
     w = sd["patch_embed.proj.weight"]  # (D, C, P, P)
@@ -31,6 +55,7 @@ def infer_config(sd: dict[str, torch.Tensor], where: str, **known) -> ViTConfig:
         raise CheckpointError(f"{where}: patch_embed.proj.weight has shape {tuple(w.shape)}, "
                               f"expected (D, C, P, P)")
     D, C, P = w.shape[0], w.shape[1], w.shape[-1]
+    table = sd.get("blocks.0.attn.rel_pos.table")
     depth = 1 + max((int(m.group(1)) for k in sd if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
     if depth == 0:
         raise CheckpointError(f"{where}: no transformer blocks (blocks.N.*) found")
@@ -38,6 +63,9 @@ def infer_config(sd: dict[str, torch.Tensor], where: str, **known) -> ViTConfig:
     prefix = int(class_token) + int(distilled)
     pos = sd.get("pos_embed")
     img_size = known.pop("img_size", None)
+    if pos is None and table is not None and img_size is None:
+        side = (math.isqrt(table.shape[0]) + 1) // 2  # (2H-1)² entries for a square grid
+        img_size = side * P
     if pos is not None and img_size is None:
         side = math.isqrt(pos.shape[1] - prefix)
         if side * side != pos.shape[1] - prefix:
@@ -49,7 +77,8 @@ def infer_config(sd: dict[str, torch.Tensor], where: str, **known) -> ViTConfig:
     head = sd.get("head.weight")
     fields = dict(
         img_size=img_size, patch_size=P, in_chans=C, embed_dim=D, depth=depth,
-        num_heads=HEADS_BY_WIDTH.get(D, max(1, D // 64)),
+        # A relative-position bias table is (offsets, heads): the one place shapes show heads.
+        num_heads=table.shape[1] if table is not None else HEADS_BY_WIDTH.get(D, max(1, D // 64)),
         mlp_ratio=sd["blocks.0.mlp.fc1.weight"].shape[0] / D,
         qkv_bias="blocks.0.attn.qkv.bias" in sd,
         class_token=class_token, distilled=distilled,

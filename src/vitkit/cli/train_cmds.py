@@ -34,7 +34,7 @@ def register(sub) -> None:
         p.add_argument("--config", help="YAML recipe (see recipes/)")
         p.add_argument("--model", help="registered model name (vitkit models) or resnet18_cifar, ...")
         p.add_argument("--init", required=(name == "finetune"), help="start from these weights (any checkpoint)")
-        p.add_argument("--data", help="folder with train/ and val/ (or test/) in ImageFolder layout")
+        p.add_argument("--data", help="folder with train/ and val/ (or test/) in ImageFolder layout; 'sample' = bundled CIFAR-10 sample")
         p.add_argument("--out", help="run directory (checkpoints, metrics.jsonl, config.yaml)")
         p.add_argument("--img-size", type=int, help="train at this size (position tables are resampled)")
         p.add_argument("--epochs", type=int)
@@ -114,7 +114,9 @@ def run_eval(args) -> int:
     from ..train.predict import transform_for
 
     model = _load(args.checkpoint)
-    root = Path(args.data)
+    from ..train.data import resolve_data_root
+
+    root = resolve_data_root(args.data)
     folder = split_dir(root, args.split, "val") if (args.split or not _is_class_root(root)) else root
     names = getattr(model, "class_names", None)
     ds = ImageFolderSafe(folder, transform_for(model), classes=names)

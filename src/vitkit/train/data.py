@@ -122,7 +122,16 @@ def batch_mixer(o: DataOptions, num_classes: int):
     return ops[0] if len(ops) == 1 else T.RandomChoice(ops)
 
 
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "cifar10_sample"
+
+
+def resolve_data_root(path: str | Path) -> Path:
+    """`sample` names the CIFAR-10 sample bundled with the package; anything else is a path."""
+    return SAMPLE_DIR if str(path) == "sample" else Path(path)
+
+
 def split_dir(root: Path, split: str | None, role: str) -> Path:
+    root = resolve_data_root(root)
     if not root.is_dir():
         raise UsageError(f"--data {root}: no such directory")
     names = [split] if split else (["val", "test"] if role == "val" else ["train"])
@@ -161,7 +170,7 @@ class Data:
 
 
 def build_datasets(o: DataOptions, size: int, seed: int = 0) -> Data:
-    root = Path(o.path)
+    root = resolve_data_root(o.path)
     train = ImageFolderSafe(split_dir(root, o.train_split, "train"), train_transform(o, size), o.classes, seed)
     val = ImageFolderSafe(split_dir(root, o.val_split, "val"),
                           eval_transform(size, o.mean, o.std, o.crop_pct, o.interpolation), train.classes)
