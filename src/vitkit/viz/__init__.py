@@ -1,0 +1,1 @@
+"""Pictures of what a ViT learned: attention maps, rollout, position similarity, filters, distance."""

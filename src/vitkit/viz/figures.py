@@ -1,0 +1,138 @@
+"""matplotlib figures; each function writes one PNG of a fixed pixel size and returns its path."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from ..errors import UsageError  # noqa: E402
+
+DPI = 100
+
+
+def _save(fig, out: Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=DPI)  # no bbox_inches="tight": the pixel size stays figsize × DPI
+    plt.close(fig)
+    return out
+
+
+def _upsample(m: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    return F.interpolate(m[None, None].float(), size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def overlay_grid(image: np.ndarray, maps: list[torch.Tensor], titles: list[str], out: Path, suptitle: str) -> Path:
+    """The image, then each (H, W) map upsampled and laid over it."""
+    n = len(maps) + 1
+    cols = min(n, 5)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.4 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes.flat[0].imshow(image)
+    axes.flat[0].set_title("input", fontsize=8)
+    size = image.shape[:2]
+    for ax, m, t in zip(list(axes.flat)[1:], maps, titles):
+        ax.imshow(image)
+        ax.imshow(_upsample(m, size), cmap="inferno", alpha=0.6)
+        ax.set_title(t, fontsize=8)
+    fig.suptitle(suptitle, fontsize=9)
+    return _save(fig, out)
+
+
+def posemb_figure(sim: torch.Tensor, out: Path) -> Path:
+    gh, gw = sim.shape[:2]
+    fig, axes = plt.subplots(gh, gw, figsize=(max(4.0, 0.5 * gw), max(4.0, 0.5 * gh)), squeeze=False)
+    for r in range(gh):
+        for c in range(gw):
+            ax = axes[r, c]
+            ax.imshow(sim[r, c].numpy(), cmap="viridis", vmin=-1, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle("position embedding similarity (cosine)", fontsize=9)
+    return _save(fig, out)
+
+
+def filters_figure(comps: torch.Tensor, out: Path) -> Path:
+    k = comps.shape[0]
+    cols = min(7, k)
+    rows = math.ceil(k / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, c in zip(axes.flat, comps):
+        img = c.permute(1, 2, 0).numpy()
+        ax.imshow(img if img.shape[-1] == 3 else img[..., 0], cmap=None if img.shape[-1] == 3 else "gray",
+                  interpolation="nearest")
+    fig.suptitle("principal components of patch-embedding filters", fontsize=9)
+    return _save(fig, out)
+
+
+def distance_figure(dist: torch.Tensor, out: Path, patch_size: int) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    blocks, heads = dist.shape
+    for h in range(heads):
+        ax.scatter(np.arange(1, blocks + 1), dist[:, h].numpy(), s=12, alpha=0.8)
+    ax.set_xlabel("network depth (block)")
+    ax.set_ylabel("mean attention distance (pixels)")
+    ax.set_title(f"attention distance per head (patch {patch_size})", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def read_metrics(run: Path) -> list[dict]:
+    path = Path(run) / "metrics.jsonl" if Path(run).is_dir() else Path(run)
+    if not path.is_file():
+        raise UsageError(f"{run}: no metrics.jsonl (is it a vitkit run directory?)")
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise UsageError(f"{path}:{i}: not a JSON line") from None
+    if not rows:
+        raise UsageError(f"{path}: empty, nothing to plot")
+    return rows
+
+
+def curves_figure(runs: list[Path], out: Path) -> Path:
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for run in runs:
+        rows = read_metrics(run)
+        steps = [r for r in rows if r.get("kind") == "step"]
+        epochs = [r for r in rows if r.get("kind") == "epoch"]
+        label = Path(run).name
+        axes[0].plot([r["step"] for r in steps], [r["loss"] for r in steps], label=f"{label} train")
+        axes[0].plot([r["step"] for r in epochs], [r["loss"] for r in epochs], "o--", label=f"{label} val")
+        axes[1].plot([r["epoch"] for r in epochs], [r["top1"] for r in epochs], "o-", label=f"{label} top-1")
+        axes[2].plot([r["step"] for r in steps], [r["lr"] for r in steps], label=label)
+    for ax, (x, y) in zip(axes, [("step", "loss"), ("epoch", "val top-1 (%)"), ("step", "learning rate")]):
+        ax.set_xlabel(x), ax.set_ylabel(y), ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def confusion_figure(confusion: list[list[int]], classes: list[str], out: Path) -> Path:
+    m = np.asarray(confusion, dtype=float)
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.5 * n + 2), max(4.5, 0.5 * n + 1.5)))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(n), classes, fontsize=7)
+    ax.set_xlabel("predicted"), ax.set_ylabel("true")
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if m[i, j] > m.max() / 2 else "black")
+    fig.tight_layout()
+    return _save(fig, out)
