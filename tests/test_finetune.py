@@ -1,0 +1,94 @@
+"""Two-step training: --init, new heads, resampled positions, layer decay, freezing."""
+import pytest
+import torch
+
+import vitkit
+from vitkit.train.config import OptimOptions, load_train_config
+from vitkit.train.loop import train
+from vitkit.train.optim import build_optimizer, param_groups
+
+BASE = ["data.train_crop=pad_crop", "data.workers=0", "run.progress=false", "optim.batch_size=50", "optim.epochs=1"]
+
+
+def test_layer_decay_gives_each_block_its_lr():
+    model = vitkit.create_model("vit_tiny_patch4_32", num_classes=10)
+    opt = build_optimizer(model, OptimOptions(lr=1.0, layer_decay=0.65))
+    lr_of = {}
+    for g in opt.param_groups:
+        for p in g["params"]:
+            lr_of[p] = g["lr"]
+    depth = 12
+    named = dict(model.named_parameters())
+    assert lr_of[named["head.weight"]] == pytest.approx(1.0)
+    assert lr_of[named["norm.weight"]] == pytest.approx(1.0)
+    for i in range(depth):
+        assert lr_of[named[f"blocks.{i}.attn.qkv.weight"]] == pytest.approx(0.65 ** (depth - i))
+    for name in ("pos_embed", "cls_token", "patch_embed.proj.weight"):
+        assert lr_of[named[name]] == pytest.approx(0.65 ** (depth + 1))
+
+
+def test_no_weight_decay_on_norms_biases_tokens_positions():
+    model = vitkit.create_model("vit_tiny_relpos_patch4_32", num_classes=10)
+    decay = {n for g in param_groups(model, OptimOptions()) if g["weight_decay"] > 0 for n in g["names"]}
+    assert "blocks.0.attn.qkv.weight" in decay and "head.weight" in decay
+    for n in ("pos_embed", "cls_token", "blocks.0.norm1.weight", "blocks.0.attn.qkv.bias", "blocks.0.attn.rel_pos.rel_h"):
+        assert n not in decay
+
+
+def test_freeze_backbone_trains_head_only(cifar_small, tmp_path):
+    src = vitkit.create_model("vit_tiny_patch4_32", num_classes=10, depth=2)
+    vitkit.save_model(src, tmp_path / "src")
+    train(load_train_config(None, BASE + [f"model.init={tmp_path / 'src'}", f"data.path={cifar_small}",
+                                          f"run.out={tmp_path / 'r'}", "optim.freeze=backbone", "optim.lr=1e-2"]))
+    state = torch.load(tmp_path / "r" / "last.pt", weights_only=True)["model_state"]
+    for k, v in src.state_dict().items():
+        if k.startswith("head."):
+            assert not torch.equal(v, state[k]), k
+        else:
+            assert torch.equal(v, state[k]), k
+
+
+def test_init_keeps_matching_head_and_replaces_other(cifar_small, tmp_path):
+    src = vitkit.create_model("vit_tiny_patch4_32", num_classes=10, depth=2)
+    vitkit.save_model(src, tmp_path / "ten")
+    kept = vitkit.load_model(tmp_path / "ten", num_classes=10)
+    assert torch.equal(kept.head.weight, src.head.weight)
+    five = [c for c in ["airplane", "automobile", "bird", "cat", "deer"]]
+    train(load_train_config(None, BASE + [f"model.init={tmp_path / 'ten'}", f"data.path={cifar_small}",
+                                          f"run.out={tmp_path / 'r'}", f"data.classes={five}", "run.max_steps=1",
+                                          "optim.lr=1e-9"]))
+    model = vitkit.load_model(tmp_path / "r" / "last.pt")
+    assert model.cfg.num_classes == 5 and model.class_names == five
+    assert model.head.weight.abs().max() < 1e-6  # started at zero (ViT paper), one tiny step since
+
+
+def test_finetune_from_timm_checkpoint_at_new_resolution(cifar_small, tmp_path):
+    timm = pytest.importorskip("timm")
+    ref = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=4, depth=2,
+                            num_classes=100)
+    torch.save({"state_dict": ref.state_dict()}, tmp_path / "timm.pth")
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "vitkit", "finetune", "--init", str(tmp_path / "timm.pth"),
+                        "--data", str(cifar_small), "--img-size", "48", "--epochs", "2", "--batch-size", "50",
+                        "--layer-decay", "0.65", "--out", str(tmp_path / "ft"), "--workers", "0", "--no-progress"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    model = vitkit.load_model(tmp_path / "ft")
+    assert model.cfg.grid_size == (12, 12) and model.cfg.num_classes == 10 and model.class_names[0] == "airplane"
+    # the blocks started from timm's weights (fine-tuned since, so close but not equal)
+    start = ref.state_dict()["blocks.0.mlp.fc1.weight"]
+    assert (model.blocks[0].mlp.fc1.weight - start).abs().max() < 0.05
+    cfg = __import__("yaml").safe_load((tmp_path / "ft" / "config.yaml").read_text())
+    assert cfg["optim"]["lr"] == 1e-4 and cfg["optim"]["layer_decay"] == 0.65
+
+
+def test_load_time_resample_equals_run_time(tmp_path):
+    model = vitkit.create_model("vit_tiny_patch4_32", depth=2).eval()
+    vitkit.save_model(model, tmp_path / "m")
+    big = vitkit.load_model(tmp_path / "m", img_size=(48, 64))
+    x = torch.randn(2, 3, 48, 64)
+    with torch.no_grad():
+        assert torch.equal(big.pos_embed, model.pos_table((12, 16)))
+        assert (big(x) - model(x)).abs().max() < 1e-5
