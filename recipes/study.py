@@ -32,7 +32,7 @@ def run_row(name: str, out: Path, sets: list[str]) -> dict:
     if (run / "result.json").exists():  # a study can be re-run to finish the missing rows
         return json.loads((run / "result.json").read_text())
     t = time.time()
-    last = train(load_train_config(None, sets + [f"run.out={run}", "run.progress=false"]))
+    last = train(load_train_config(None, sets + [f"run.out={run}", "run.progress=false", "run.eval_every=1000"]))
     epochs = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if '"epoch"' in l]
     epochs = [e for e in epochs if e.get("kind") == "epoch"]
     res = {"row": name, "top1": last["top1"], "best_top1": last["best_top1"],

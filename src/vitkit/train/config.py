@@ -89,6 +89,7 @@ class RunOptions:
     precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU) | "fp32" | "bf16"
     compile: bool = False
     log_every: int = 20
+    eval_every: int = 1  # evaluate every N epochs (always after the last)
     max_steps: int | None = None  # stop early after this many optimizer steps (smoke tests)
     progress: bool = True
 

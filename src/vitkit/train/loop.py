@@ -50,23 +50,23 @@ def _set_deterministic(on: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def _source_config(cfg: TrainConfig):
-    """The architecture before data decides the class count: --init file, CNN or ViT registry."""
+def _source(cfg: TrainConfig):
+    """The architecture before data decides the class count, and the --init checkpoint if any."""
     if cfg.model.init:
-        return read_checkpoint(cfg.model.init).cfg
+        ck = read_checkpoint(cfg.model.init)
+        return ck.cfg, ck
     if cfg.model.name in CNN_MODELS:
-        return CNNConfig(**CNN_MODELS[cfg.model.name])
-    return model_config(cfg.model.name)
+        return CNNConfig(**CNN_MODELS[cfg.model.name]), None
+    return model_config(cfg.model.name), None
 
 
-def _build_model(cfg: TrainConfig, num_classes: int, size: int) -> nn.Module:
+def _build_model(cfg: TrainConfig, init_ck, num_classes: int, size: int) -> nn.Module:
     overrides = dict(cfg.model.overrides)
     overrides["num_classes"] = num_classes
     overrides["img_size"] = size
-    if cfg.model.init:
+    if init_ck is not None:  # new head if the class count differs; positions resampled to `size`
         overrides.setdefault("drop_path_rate", cfg.model.drop_path_rate)
-        ck = read_checkpoint(cfg.model.init)
-        return model_from_checkpoint(ck, **overrides)
+        return model_from_checkpoint(init_ck, **overrides)
     return build_any(cfg.model.name, drop_path_rate=cfg.model.drop_path_rate, **overrides)
 
 
@@ -139,14 +139,14 @@ def _train(cfg: TrainConfig, d: dist_utils.Dist) -> dict:
     _set_deterministic(cfg.run.deterministic)
     seed_everything(cfg.run.seed)
 
-    src = _source_config(cfg)
+    src, init_ck = _source(cfg)
     size = cfg.model.img_size or src.img_size[0]
     data = build_datasets(cfg.data, size, cfg.run.seed)
     if resume is not None:
         model = build_any(config_from_dict(resume["model"]))
         model.load_state_dict(resume["model_state"])
     else:
-        model = _build_model(cfg, len(data.classes), size)
+        model = _build_model(cfg, init_ck, len(data.classes), size)
     model.to(d.device)
     if cfg.model.grad_checkpointing and hasattr(model, "set_grad_checkpointing"):
         model.set_grad_checkpointing(True)
@@ -255,17 +255,20 @@ def _train(cfg: TrainConfig, d: dist_utils.Dist) -> dict:
         skipped_t = dist_utils.all_reduce_sum(torch.tensor([skipped], device=d.device), d)
         train_time = time.time() - t_epoch
         primary = ema.module if ema is not None else raw_model
-        metrics = evaluate(primary, val_loader, d, len(data.classes))
-        is_best = metrics["top1"] > best
-        best = max(best, metrics["top1"])
+        evaluated = (epoch + 1) % max(cfg.run.eval_every, 1) == 0 or epoch + 1 == o.epochs or stop
+        metrics = evaluate(primary, val_loader, d, len(data.classes)) if evaluated else \
+            {"loss": None, "top1": None, "top5": None}
+        is_best = evaluated and metrics["top1"] > best
+        best = max(best, metrics["top1"]) if evaluated else best
         last_metrics = {"kind": "epoch", "epoch": epoch + 1, "step": step, "train_loss": loss_sum / max(loss_n, 1),
                         "loss": metrics["loss"], "top1": metrics["top1"], "top5": metrics["top5"],
                         "best_top1": best, "lr": lr, "img_s": seen * d.world / max(train_time, 1e-9),
                         "epoch_time_s": train_time, "skipped_images": int(skipped_t.item()), "time": time.time()}
         log.write(**last_metrics)
         if d.is_main:
-            print(f"epoch {epoch + 1}: train loss {last_metrics['train_loss']:.4f}  val loss {metrics['loss']:.4f}  "
-                  f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ({train_time:.0f}s, "
+            val = (f"val loss {metrics['loss']:.4f}  top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%"
+                   if evaluated else "(not evaluated this epoch)")
+            print(f"epoch {epoch + 1}: train loss {last_metrics['train_loss']:.4f}  {val}  ({train_time:.0f}s, "
                   f"{last_metrics['img_s']:.0f} img/s"
                   + (f", {last_metrics['skipped_images']} unreadable images skipped" if skipped_t.item() else "")
                   + ")", flush=True)

@@ -108,7 +108,7 @@ def curves_figure(runs: list[Path], out: Path) -> Path:
     for run in runs:
         rows = read_metrics(run)
         steps = [r for r in rows if r.get("kind") == "step"]
-        epochs = [r for r in rows if r.get("kind") == "epoch"]
+        epochs = [r for r in rows if r.get("kind") == "epoch" and r.get("top1") is not None]
         label = Path(run).name
         axes[0].plot([r["step"] for r in steps], [r["loss"] for r in steps], label=f"{label} train")
         axes[0].plot([r["step"] for r in epochs], [r["loss"] for r in epochs], "o--", label=f"{label} val")
