@@ -83,8 +83,7 @@ def run_train(args) -> int:
     from ..train.config import load_train_config
     from ..train.loop import train
 
-    sets = list(_FINETUNE_DEFAULTS) if args.finetune else []
-    sets += list(args.set)
+    sets = list(args.set)
     for flag, (key, _) in _FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -94,7 +93,7 @@ def run_train(args) -> int:
             sets.append(f"{key}=true")
     if args.no_progress:
         sets.append("run.progress=false")
-    cfg = load_train_config(args.config, sets)
+    cfg = load_train_config(args.config, sets, base=_FINETUNE_DEFAULTS if args.finetune else None)
     train(cfg)
     return 0
 

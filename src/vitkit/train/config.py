@@ -154,9 +154,20 @@ def _update(cfg: TrainConfig, section: str, values: dict, origin: str) -> None:
         setattr(obj, key, _coerce(section, fields[key], value))
 
 
-def load_train_config(recipe: str | Path | None = None, sets: list[str] | None = None) -> TrainConfig:
-    """Defaults ← YAML recipe ← `section.field=value` overrides, in that order."""
+def _apply_sets(cfg: TrainConfig, sets: list[str]) -> None:
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise UsageError(f"--set {item!r}: expected section.field=value")
+        _update(cfg, section, {name: yaml.safe_load(raw) if raw else ""}, "--set")
+
+
+def load_train_config(recipe: str | Path | None = None, sets: list[str] | None = None,
+                      base: list[str] | None = None) -> TrainConfig:
+    """Defaults ← `base` (e.g. finetune's) ← YAML recipe ← `section.field=value` overrides."""
     cfg = TrainConfig()
+    _apply_sets(cfg, base or [])
     if recipe:
         path = Path(recipe)
         if not path.is_file():
@@ -169,12 +180,7 @@ def load_train_config(recipe: str | Path | None = None, sets: list[str] | None =
             raise UsageError(f"{path}: a recipe is a mapping of sections")
         for section, values in data.items():
             _update(cfg, section, values, str(path))
-    for item in sets or []:
-        key, sep, raw = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot:
-            raise UsageError(f"--set {item!r}: expected section.field=value")
-        _update(cfg, section, {name: yaml.safe_load(raw) if raw else ""}, "--set")
+    _apply_sets(cfg, sets or [])
     return cfg
 
 
