@@ -35,12 +35,21 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
         self.rel_pos = rel_pos
 
-    def forward(self, x: torch.Tensor, grid: tuple[int, int], return_attention: bool = False):
-        """x: (B, N, D) → ((B, N, D), probabilities (B, heads, N, N) or None)."""
+    def forward(self, x: torch.Tensor, grid: tuple[int, int], return_attention: bool = False,
+                num_queries: int | None = None):
+        """x: (B, N, D) → ((B, Q, D), probabilities (B, heads, Q, N) or None).
+
+        `num_queries` keeps only the first Q queries (all keys and values stay): the last block
+        of a [class]-pooled model needs outputs for the prefix tokens alone. Q = N by default.
+        """
         B, N, D = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # (B, heads, N, head_dim) each
         bias = self.rel_pos(q, grid) if self.rel_pos is not None else None  # (B|1, heads, N, N)
+        if num_queries is not None:
+            q = q[:, :, :num_queries]  # (B, heads, Q, head_dim)
+            bias = bias[:, :, :num_queries] if bias is not None else None
+            N = num_queries
         needs_probs = return_attention or (self.rel_pos is not None and self.rel_pos.needs_probs)
         attn = None
         if self.fused and not needs_probs:

@@ -31,3 +31,13 @@ class Block(nn.Module):
         x = x + self.drop_path1(self.ls1(a))
         x = x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
         return x, attn
+
+    def forward_prefix(self, x: torch.Tensor, grid: tuple[int, int], num_prefix: int) -> torch.Tensor:
+        """Outputs of the first `num_prefix` tokens only, (B, P, D); they attend to all tokens.
+
+        Equal to `forward(x)[0][:, :num_prefix]` at a fraction of the cost: the MLP and the
+        output projection run on P tokens instead of P + N.
+        """
+        a, _ = self.attn(self.norm1(x), grid, num_queries=num_prefix)
+        x = x[:, :num_prefix] + self.drop_path1(self.ls1(a))
+        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))

@@ -147,15 +147,24 @@ class VisionTransformer(nn.Module):
         return self.pos_drop(x), grid
 
     # ---- forward ----
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) → all output tokens after the final norm, (B, prefix + N, D)."""
-        x, grid = self.embed(x)
-        for blk in self.blocks:
+    def _run_blocks(self, x: torch.Tensor, grid: tuple[int, int], blocks) -> torch.Tensor:
+        for blk in blocks:
             if self.grad_checkpointing and torch.is_grad_enabled():
                 x = checkpoint(blk, x, grid, use_reentrant=False)[0]
             else:
                 x = blk(x, grid)[0]
-        return self.norm(x)
+        return x
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) → all output tokens after the final norm, (B, prefix + N, D)."""
+        x, grid = self.embed(x)
+        return self.norm(self._run_blocks(x, grid, self.blocks))
+
+    def _prefix_only_ok(self) -> bool:
+        """Whether logits depend on the prefix tokens' last-block outputs alone."""
+        last = self.blocks[-1].attn.rel_pos if len(self.blocks) else None
+        return (self.cfg.pool == "cls" and self.num_prefix_tokens > 0 and len(self.blocks) > 0
+                and not (last is not None and last.needs_probs))
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         """(B, prefix + N, D) → (B, D)."""
@@ -168,7 +177,14 @@ class VisionTransformer(nn.Module):
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        if not self._prefix_only_ok():
+            return self.forward_head(self.forward_features(x))
+        # [class] pooling: the head reads only the prefix tokens, so the last block computes
+        # queries, MLP and projection for them alone (exact; ~7% less work for 12 blocks).
+        x, grid = self.embed(x)
+        x = self._run_blocks(x, grid, self.blocks[:-1])
+        x = self.blocks[-1].forward_prefix(x, grid, self.num_prefix_tokens)  # (B, prefix, D)
+        return self.forward_head(self.norm(x))
 
     @torch.no_grad()
     def get_attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
