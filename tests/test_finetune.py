@@ -92,3 +92,15 @@ def test_load_time_resample_equals_run_time(tmp_path):
     with torch.no_grad():
         assert torch.equal(big.pos_embed, model.pos_table((12, 16)))
         assert (big(x) - model(x)).abs().max() < 1e-5
+
+
+def test_finetune_defaults_sit_under_the_recipe_and_flags_over_it(tmp_path):
+    from vitkit.cli.train_cmds import _FINETUNE_DEFAULTS
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("optim:\n  lr: 5.0e-4\n  epochs: 7\n")
+    cfg = load_train_config(recipe, ["optim.epochs=9"], base=_FINETUNE_DEFAULTS)
+    assert cfg.optim.lr == 5e-4 and cfg.optim.epochs == 9 and cfg.optim.warmup_epochs == 1
+    assert load_train_config(None, [], base=_FINETUNE_DEFAULTS).optim.lr == 1e-4
+    with pytest.raises(ValueError, match="unknown option optim.learning_rate"):
+        load_train_config(None, ["optim.learning_rate=1"])

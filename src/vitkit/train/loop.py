@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -204,7 +205,8 @@ def _train(cfg: TrainConfig, d: dist_utils.Dist) -> dict:
         t_epoch, seen, skipped, loss_sum, loss_n = time.time(), 0, 0, 0.0, 0
         window_t, window_seen = time.time(), 0
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{o.epochs}",
-                   disable=not (d.is_main and cfg.run.progress), dynamic_ncols=True, leave=True)
+                   disable=not (d.is_main and cfg.run.progress and sys.stderr.isatty()),  # no bar in logs
+                   dynamic_ncols=True, leave=True)
         step_loss = torch.zeros((), device=d.device)
         for i, (x, y, bad) in enumerate(loader):
             skipped += bad
