@@ -146,6 +146,12 @@ def test_bad_inputs_give_one_line_errors(cifar_small, tmp_path):
         assert "Traceback" not in r.stderr
     r = cli("train", "--config", tmp_path / "missing.yaml")
     assert r.returncode == 2 and "missing.yaml does not exist" in r.stderr
+    run = tmp_path / "existing"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"precious")
+    r = cli("train", "--data", cifar_small, "--out", run)
+    assert r.returncode == 2 and "already holds a run" in r.stderr
+    assert (run / "last.pt").read_bytes() == b"precious"
 
 
 def test_eval_and_predict_commands(cifar_small, tmp_path):

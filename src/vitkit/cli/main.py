@@ -12,16 +12,10 @@ import argparse
 import sys
 
 from .. import __version__
-from ..errors import USER_ERRORS
-from . import checkpoint_cmds, model_cmds
+from ..errors import USER_ERRORS, TrainingDiverged
+from . import checkpoint_cmds, model_cmds, train_cmds, viz_cmds
 
-COMMAND_MODULES = [model_cmds, checkpoint_cmds]
-for _name in ("train_cmds", "viz_cmds"):  # optional groups, present once their issue lands
-    try:
-        COMMAND_MODULES.append(__import__(f"vitkit.cli.{_name}", fromlist=["register"]))
-    except ModuleNotFoundError as e:
-        if e.name != f"vitkit.cli.{_name}":
-            raise
+COMMAND_MODULES = [model_cmds, train_cmds, checkpoint_cmds, viz_cmds]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TrainingDiverged as e:  # a run that failed, not a bad argument: exit 1
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

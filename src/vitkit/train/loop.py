@@ -131,6 +131,9 @@ def _train(cfg: TrainConfig, d: dist_utils.Dist) -> dict:
         cfg.run.resume = True
         cfg.run.max_steps, cfg.run.progress, cfg.run.device = keep
         cfg.optim.epochs = given_epochs or cfg.optim.epochs
+    if resume is None and (out / "last.pt").exists():
+        raise UsageError(f"{out} already holds a run (last.pt); pass --resume to continue it, "
+                         f"or choose another --out")
     if not cfg.data.path:
         raise UsageError("no training data: pass --data DIR (ImageFolder layout: DIR/train/<class>/...)")
     o = cfg.optim
