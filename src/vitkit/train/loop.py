@@ -130,6 +130,7 @@ def _train(cfg: TrainConfig, d: dist_utils.Dist) -> dict:
         cfg = train_config_from_dict(resume["train_config"])
         cfg.run.resume = True
         cfg.run.max_steps, cfg.run.progress, cfg.run.device = keep
+        cfg.run.out = str(out)  # the run may have been moved since it started
         cfg.optim.epochs = given_epochs or cfg.optim.epochs
     if resume is None and (out / "last.pt").exists():
         raise UsageError(f"{out} already holds a run (last.pt); pass --resume to continue it, "
