@@ -101,8 +101,13 @@ def test_torchrun_two_processes_match_one_process(cifar_small, tmp_path):
               *[a for s in TINY for a in ("--set", s)], "--set", "data.hflip=0", "--set", "data.train_crop=resize",
               "--set", "model.drop_path_rate=0", "--device", "cpu"]
     cli(*common, "--out", tmp_path / "one", check=True)
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                        "29533", "-m", "vitkit", *map(str, common), "--out", str(tmp_path / "two")],
+    import socket
+
+    with socket.socket() as sock:  # a free port, so parallel CI jobs cannot collide
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                        "127.0.0.1", "--master_port", str(port), "-m", "vitkit", *map(str, common), "--out", str(tmp_path / "two")],
                        capture_output=True, text=True, env=ENV, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     one = [m["loss"] for m in read_metrics(tmp_path / "one") if m["kind"] == "step"]
