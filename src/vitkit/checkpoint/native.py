@@ -23,16 +23,21 @@ FORMAT = "vitkit"
 TRAIN_FORMAT = "vitkit-train"
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The vitkit model inside torch.compile (`_orig_mod`) and DDP (`module`) wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
 def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """Persistent tensors, contiguous and detached on the CPU (safetensors refuses shared views)."""
-    model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
-    model = getattr(model, "module", model)  # DDP wrapper
+    model = unwrap(model)
     return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
 
 
 def model_header(model: nn.Module, class_names: list[str] | None = None,
                  preprocess: dict | None = None) -> dict[str, Any]:
-    model = getattr(getattr(model, "_orig_mod", model), "module", getattr(model, "_orig_mod", model))
+    model = unwrap(model)
     if not hasattr(model, "cfg"):
         raise CheckpointError("save_model needs a vitkit model (one with a .cfg ViTConfig)")
     header: dict[str, Any] = {"format": FORMAT, "model": model.cfg.to_dict()}

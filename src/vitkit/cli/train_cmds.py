@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from ..errors import UsageError
 
@@ -108,15 +107,12 @@ def run_eval(args) -> int:
     import torch
 
     from ..train import distributed as dist_utils
-    from ..train.data import ImageFolderSafe, split_dir
+    from ..train.data import ImageFolderSafe, eval_folder
     from ..train.evaluate import evaluate, make_eval_loader
     from ..train.predict import transform_for
 
     model = _load(args.checkpoint)
-    from ..train.data import resolve_data_root
-
-    root = resolve_data_root(args.data)
-    folder = split_dir(root, args.split, "val") if (args.split or not _is_class_root(root)) else root
+    folder = eval_folder(args.data, args.split)
     names = getattr(model, "class_names", None)
     ds = ImageFolderSafe(folder, transform_for(model), classes=names)
     if len(ds.classes) != model.cfg.num_classes:
@@ -135,11 +131,6 @@ def run_eval(args) -> int:
         for c, acc in per_class.items():
             print(f"  {c:<20} {acc:6.2f}%")
     return 0
-
-
-def _is_class_root(root: Path) -> bool:
-    """True when root itself holds class folders (no val/ or test/ inside)."""
-    return root.is_dir() and not any((root / s).is_dir() for s in ("val", "test", "train"))
 
 
 def run_predict(args) -> int:

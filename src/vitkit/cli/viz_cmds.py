@@ -68,12 +68,10 @@ def _display_image(model, path: str):
 def _data_loader(model, root: str, max_images: int | None):
     import torch
 
-    from ..train.data import ImageFolderSafe, collate_skip_bad, resolve_data_root, split_dir
+    from ..train.data import ImageFolderSafe, collate_skip_bad, eval_folder
     from ..train.predict import transform_for
 
-    base = resolve_data_root(root)
-    folder = base if (base.is_dir() and not any((base / s).is_dir() for s in ("val", "test", "train"))) \
-        else split_dir(base, None, "val")
+    folder = eval_folder(root)
     ds = ImageFolderSafe(folder, transform_for(model), classes=getattr(model, "class_names", None))
     if max_images:
         g = torch.Generator().manual_seed(0)

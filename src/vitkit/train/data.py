@@ -142,6 +142,15 @@ def split_dir(root: Path, split: str | None, role: str) -> Path:
                      f"(expected ImageFolder layout: {names[0]}/<class>/<image>)")
 
 
+def eval_folder(root: str | Path, split: str | None = None) -> Path:
+    """The folder to evaluate: `root/split`, else `root/val` or `root/test`, else `root` itself
+    when it holds class folders directly."""
+    root = resolve_data_root(root)
+    if split is None and root.is_dir() and not any((root / s).is_dir() for s in ("val", "test", "train")):
+        return root
+    return split_dir(root, split, "val")
+
+
 def _subset(ds: ImageFolderSafe, o: DataOptions) -> None:
     """Keep a per-class fraction / count of training images, chosen by `subset_seed`."""
     if o.subset is None and o.per_class is None:
