@@ -3,7 +3,7 @@
     tar -xzf ../shared/data/cifar10-jpg.tar.gz -C /tmp/c10
     python recipes/study.py deit --subset 0.1 --epochs 6 --data /tmp/c10 --out runs/study_deit   # issue 5 (49 min, 2 CPU cores)
     python recipes/study.py relpos --subset 0.04 --epochs 8 --data /tmp/c10 --out runs/study_relpos  # issue 6 (14 min)
-    python recipes/study.py finetune --epochs 8 --finetune-epochs 10 --data /tmp/c10 --out runs/study_ft  # issue 7 (9 min)
+    python recipes/study.py finetune --epochs 8 --finetune-epochs 10 --data /tmp/c10 --out runs/study_ft  # issue 7 (10 min)
     python recipes/study.py deit --data /tmp/c10 --out runs/deit_full --subset 1.0 --epochs 100 --device cuda  # a GPU
 
 Every row of a study uses the same recipe (model, epochs, batch, augmentation, seed); only the
@@ -45,7 +45,7 @@ def run_row(name: str, out: Path, sets: list[str]) -> dict:
 
 def deit(a) -> list[dict]:
     base = CIFAR + [f"data.path={a.data}", f"data.subset={a.subset}", f"optim.epochs={a.epochs}",
-                    f"optim.batch_size={a.batch}", "optim.warmup_epochs=1", f"run.device={a.device}",
+                    f"optim.batch_size={a.batch}", f"optim.warmup_epochs={a.warmup}", f"run.device={a.device}",
                     f"data.workers={a.workers}"]
     vit = ["model.overrides={depth: %d}" % a.depth, "model.drop_path_rate=0.0", "optim.lr=2e-3"]
     rows = [run_row("1_vit_scratch", a.out, base + ["model.name=vit_tiny_patch4_32"] + vit),
@@ -83,12 +83,13 @@ def finetune(a) -> list[dict]:
     target = common + [f"data.classes={CLASSES_B}", f"data.per_class={a.finetune_per_class}",
                        f"optim.epochs={a.finetune_epochs}", "optim.warmup_epochs=1"]
     init = f"model.init={a.out / '0_pretrain_A_32px'}"
+    ft_lr = f"optim.lr={a.finetune_lr}"
     rows = [pre,
-            run_row("1_scratch_B_48px", a.out, target + model + ["model.img_size=48", "optim.lr=2e-3"]),
-            run_row("2_finetune_B_48px", a.out, target + [init, "model.img_size=48", "optim.lr=5e-4"]),
-            run_row("3_finetune_B_48px_layer_decay_0.65", a.out, target + [init, "model.img_size=48", "optim.lr=5e-4",
+            run_row("1_scratch_B_48px", a.out, target + model + ["model.img_size=48", ft_lr]),
+            run_row("2_finetune_B_48px", a.out, target + [init, "model.img_size=48", ft_lr]),
+            run_row("3_finetune_B_48px_layer_decay_0.65", a.out, target + [init, "model.img_size=48", ft_lr,
                                                                            "optim.layer_decay=0.65"]),
-            run_row("4_finetune_B_32px", a.out, target + [init, "optim.lr=5e-4"]),
+            run_row("4_finetune_B_32px", a.out, target + [init, ft_lr]),
             run_row("5_linear_probe_B_48px", a.out, target + [init, "model.img_size=48", "optim.lr=5e-3",
                                                               "optim.freeze=backbone"])]
     return rows
@@ -101,6 +102,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--subset", type=float, default=0.1, help="fraction of each training class (deit, relpos)")
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--warmup", type=float, default=1.0, help="deit: warmup epochs (below --epochs)")
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--device", default="auto")
@@ -109,6 +111,8 @@ def main() -> None:
     ap.add_argument("--pretrain-per-class", type=int, default=1000)
     ap.add_argument("--finetune-per-class", type=int, default=100)
     ap.add_argument("--finetune-epochs", type=int, default=15)
+    ap.add_argument("--finetune-lr", type=float, default=1e-3,
+                    help="finetune: lr of rows 1-4 (scratch and fine-tunes alike); the probe uses 5e-3")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     rows = {"deit": deit, "relpos": relpos, "finetune": finetune}[a.study](a)

@@ -62,6 +62,41 @@ def test_init_keeps_matching_head_and_replaces_other(cifar_small, tmp_path):
     assert model.head.weight.abs().max() < 1e-6  # started at zero (ViT paper), one tiny step since
 
 
+def test_same_class_count_other_names_gets_new_head(cifar_small, tmp_path):
+    """5 classes -> 5 other classes: the stored names decide, not the count (the trap the
+    two-step study fell into: a kept head maps dog to airplane and starts at loss 3.3, not ln 5)."""
+    a, b = ["airplane", "automobile", "bird", "cat", "deer"], ["dog", "frog", "horse", "ship", "truck"]
+    src = vitkit.create_model("vit_tiny_patch4_32", num_classes=5, depth=2)
+    torch.nn.init.normal_(src.head.weight)
+    vitkit.save_model(src, tmp_path / "a", class_names=a)
+    common = BASE + [f"model.init={tmp_path / 'a'}", f"data.path={cifar_small}", "run.max_steps=1", "optim.lr=1e-9"]
+    train(load_train_config(None, common + [f"run.out={tmp_path / 'b'}", f"data.classes={b}"]))
+    assert vitkit.load_model(tmp_path / "b" / "last.pt").head.weight.abs().max() < 1e-6
+    train(load_train_config(None, common + [f"run.out={tmp_path / 'a2'}", f"data.classes={a}"]))
+    assert (vitkit.load_model(tmp_path / "a2" / "last.pt").head.weight - src.head.weight).abs().max() < 1e-6
+    train(load_train_config(None, common + [f"run.out={tmp_path / 'k'}", f"data.classes={b}", "model.head=keep"]))
+    assert (vitkit.load_model(tmp_path / "k" / "last.pt").head.weight - src.head.weight).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("mode,ck_names,n_ck,want", [
+    ("auto", None, 5, False), ("auto", ["x"] * 5, 5, True), ("auto", None, 3, True), ("new", None, 5, True),
+    ("keep", ["x"] * 5, 5, False)])
+def test_head_mode_rule(mode, ck_names, n_ck, want):
+    from vitkit.train.loop import wants_new_head
+
+    assert wants_new_head(mode, ck_names, n_ck, list("abcde")) is want
+
+
+def test_head_keep_with_other_count_and_unknown_mode_are_errors():
+    from vitkit.errors import UsageError
+    from vitkit.train.loop import wants_new_head
+
+    with pytest.raises(UsageError, match="checkpoint has 3 classes"):
+        wants_new_head("keep", None, 3, list("abcde"))
+    with pytest.raises(UsageError, match="model.head='fresh'"):
+        wants_new_head("fresh", None, 5, list("abcde"))
+
+
 def test_finetune_from_timm_checkpoint_at_new_resolution(cifar_small, tmp_path):
     timm = pytest.importorskip("timm")
     ref = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=4, depth=2,

@@ -85,15 +85,26 @@ def read_checkpoint(path: str | Path, **overrides: Any) -> LoadedCheckpoint:
                           f"expected timm, Hugging Face, JAX npz or vitkit ViT weights)")
 
 
-def model_from_checkpoint(ck: LoadedCheckpoint, **overrides: Any) -> nn.Module:
-    """Build the model a read checkpoint describes, with overrides (new size, new head, ...)."""
+def model_from_checkpoint(ck: LoadedCheckpoint, new_head: bool | None = None, **overrides: Any) -> nn.Module:
+    """Build the model a read checkpoint describes, with overrides (new size, new head, ...).
+
+    `new_head`: None replaces the head only when `num_classes` changes; True always replaces it
+    (same count, other classes); False with a changed count is an error.
+    """
     try:
         dst = ck.cfg.replace(**overrides)
     except (ConfigError, TypeError) as e:
         raise CheckpointError(f"{ck.path}: {e}") from None
+    count_differs = ck.cfg.num_classes != dst.num_classes
+    if new_head is False and count_differs:
+        raise CheckpointError(f"{ck.path}: cannot keep a {ck.cfg.num_classes}-class head for "
+                              f"{dst.num_classes} classes")
+    new_head = count_differs if new_head is None else new_head
     sd = adapt_state_dict(ck.state_dict, ck.cfg, dst, ck.resample)
+    if new_head:
+        for key in HEAD_KEYS:
+            sd.pop(key, None)
     model = build_model(dst)
-    new_head = ck.cfg.num_classes != dst.num_classes
     load_weights(model, sd, ck.path, allow_missing=HEAD_KEYS if new_head else ())
     if new_head:  # a new task's head starts at zero, as the ViT paper fine-tunes
         with torch.no_grad():

@@ -73,7 +73,8 @@ def adapt_state_dict(sd: dict[str, torch.Tensor], src: ViTConfig, dst: ViTConfig
 
     - position table: resampled to dst's grid with the source library's rule `resample`;
     - relative-position tables: resized to dst's offset range (see `resize_offset_table`);
-    - heads: dropped when the number of classes differs (the new model initialises them).
+    - heads: dropped when the number of classes differs (the new model initialises them);
+      `model_from_checkpoint(new_head=True)` also drops them for same-count, other classes.
     """
     sd = dict(sd)
     if not isinstance(dst, ViTConfig):  # a CNN: only its head can change

@@ -14,7 +14,7 @@ from ..errors import UsageError
 
 # flag → (config path, type); flags override the recipe, which overrides the defaults.
 _FLAGS = {
-    "model": ("model.name", str), "init": ("model.init", str), "img_size": ("model.img_size", int),
+    "model": ("model.name", str), "init": ("model.init", str), "head": ("model.head", str), "img_size": ("model.img_size", int),
     "drop_path": ("model.drop_path_rate", float), "data": ("data.path", str), "workers": ("data.workers", int),
     "epochs": ("optim.epochs", int), "batch_size": ("optim.batch_size", int), "lr": ("optim.lr", float),
     "warmup_epochs": ("optim.warmup_epochs", float), "weight_decay": ("optim.weight_decay", float),
@@ -43,6 +43,8 @@ def register(sub) -> None:
         p.add_argument("--weight-decay", type=float)
         p.add_argument("--accum-steps", type=int)
         p.add_argument("--drop-path", type=float)
+        p.add_argument("--head", choices=["auto", "new", "keep"],
+                       help="with --init: auto (default) replaces the head when the class count or names differ")
         p.add_argument("--layer-decay", type=float, help="layer-wise lr decay, e.g. 0.65")
         p.add_argument("--freeze", choices=["backbone"], help="train the head only (linear probe)")
         p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of weights, e.g. 0.9998")

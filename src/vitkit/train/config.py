@@ -22,6 +22,10 @@ CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 class ModelOptions:
     name: str = "vit_tiny_patch4_32"
     init: str | None = None  # start from these weights (any checkpoint load_model reads)
+    # "auto": a new zero-init head when the class count OR the stored class names differ from the
+    # data's (the trap: 5 classes -> 5 other classes keeps a head that maps dog to airplane);
+    # "new" / "keep" force it.
+    head: str = "auto"
     img_size: int | None = None  # None: the model's native size
     drop_path_rate: float = 0.1
     overrides: dict = field(default_factory=dict)  # any other ViTConfig field

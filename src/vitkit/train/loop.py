@@ -61,14 +61,27 @@ def _source(cfg: TrainConfig):
     return model_config(cfg.model.name), None
 
 
-def _build_model(cfg: TrainConfig, init_ck, num_classes: int, size: int) -> nn.Module:
+def wants_new_head(mode: str, ck_classes: list[str] | None, n_ck: int, classes: list[str]) -> bool:
+    """Whether fine-tuning from a checkpoint gets a new head (see ModelOptions.head)."""
+    if mode not in ("auto", "new", "keep"):
+        raise UsageError(f"model.head={mode!r}: choose auto, new or keep")
+    if mode != "auto":
+        if mode == "keep" and n_ck != len(classes):
+            raise UsageError(f"model.head=keep: the checkpoint has {n_ck} classes, the data {len(classes)}")
+        return mode == "new"
+    # Same count but other names is a new task. Without stored names (timm, JAX) only the count tells.
+    return n_ck != len(classes) or (ck_classes is not None and list(ck_classes) != list(classes))
+
+
+def _build_model(cfg: TrainConfig, init_ck, classes: list[str], size: int) -> tuple[nn.Module, bool]:
     overrides = dict(cfg.model.overrides)
-    overrides["num_classes"] = num_classes
+    overrides["num_classes"] = len(classes)
     overrides["img_size"] = size
-    if init_ck is not None:  # new head if the class count differs; positions resampled to `size`
+    if init_ck is not None:  # positions resampled to `size`
         overrides.setdefault("drop_path_rate", cfg.model.drop_path_rate)
-        return model_from_checkpoint(init_ck, **overrides)
-    return build_any(cfg.model.name, drop_path_rate=cfg.model.drop_path_rate, **overrides)
+        new = wants_new_head(cfg.model.head, init_ck.class_names, init_ck.cfg.num_classes, classes)
+        return model_from_checkpoint(init_ck, new_head=new, **overrides), new
+    return build_any(cfg.model.name, drop_path_rate=cfg.model.drop_path_rate, **overrides), True
 
 
 def _build_criterion(cfg: TrainConfig, device) -> DistillationLoss:
@@ -151,7 +164,10 @@ def _train(cfg: TrainConfig, d: dist_utils.Dist) -> dict:
         model = build_any(config_from_dict(resume["model"]))
         model.load_state_dict(resume["model_state"])
     else:
-        model = _build_model(cfg, init_ck, len(data.classes), size)
+        model, new_head = _build_model(cfg, init_ck, data.classes, size)
+        if init_ck is not None and d.is_main:
+            print(f"vitkit train: weights from {cfg.model.init}, "
+                  f"{'new zero-init head' if new_head else 'head kept (same classes)'}", flush=True)
     model.to(d.device)
     if cfg.model.grad_checkpointing and hasattr(model, "set_grad_checkpointing"):
         model.set_grad_checkpointing(True)
