@@ -74,7 +74,7 @@ def relpos(a) -> list[dict]:
 
 
 def finetune(a) -> list[dict]:
-    common = CIFAR + [f"data.path={a.data}", f"optim.batch_size={a.batch}", f"run.device={a.device}",
+    common = CIFAR + [f"data.path={a.data}", f"optim.batch_size={a.batch}", f"run.device={a.device}", f"run.seed={a.seed}",
                       f"data.workers={a.workers}", "model.drop_path_rate=0.0"]
     model = ["model.name=vit_tiny_patch4_32", "model.overrides={depth: %d}" % a.depth]
     pre = run_row("0_pretrain_A_32px", a.out, common + model + [
@@ -106,6 +106,7 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--seed", type=int, default=0, help="finetune: run.seed of every row")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--with-optional", action="store_true", help="deit: also row 5, distillation without the token")
     ap.add_argument("--pretrain-per-class", type=int, default=1000)
