@@ -70,6 +70,33 @@ def test_fused_equals_explicit(form, values):
     assert (a - b).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("name", ["vit_tiny_patch4_32", "deit_tiny_distilled_patch4_32"])
+def test_folded_term_equals_mask_in_outputs_and_gradients(name):
+    """Decomposed/Shaw terms ride inside q·kᵀ (extra columns) instead of an (N, N) mask: same
+    outputs and gradients, with 1 or 2 prefix tokens and the prefix-only last block."""
+    torch.manual_seed(0)
+    model = vitkit.create_model(name, num_classes=10, depth=2, rel_pos="decomposed").train()
+    with torch.no_grad():
+        for blk in model.blocks:
+            for p in blk.attn.rel_pos.parameters():
+                p.normal_(0, 1.0)
+    x = torch.randn(2, 3, 32, 48)
+    results = []
+    for foldable in (True, False):
+        for blk in model.blocks:
+            blk.attn.rel_pos.foldable = foldable
+        model.zero_grad()
+        out = model(x)
+        out = out[0] + out[1] if isinstance(out, tuple) else out
+        out.square().sum().backward()
+        results.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (a, ga), (b, gb) = results
+    assert (a - b).abs().max() < 1e-4
+    assert ga.keys() == gb.keys()
+    for n in ga:
+        assert torch.allclose(ga[n], gb[n], rtol=1e-3, atol=1e-4), n
+
+
 @pytest.mark.parametrize("form", FORMS)
 def test_resizing_keeps_trained_offsets_and_equals_runtime(form, tmp_path):
     model = _model(form)

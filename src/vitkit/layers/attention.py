@@ -45,24 +45,31 @@ class Attention(nn.Module):
         B, N, D = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # (B, heads, N, head_dim) each
-        bias = self.rel_pos(q, grid) if self.rel_pos is not None else None  # (B|1, heads, N, N)
-        if num_queries is not None:
-            q = q[:, :, :num_queries]  # (B, heads, Q, head_dim)
-            bias = bias[:, :, :num_queries] if bias is not None else None
-            N = num_queries
-        needs_probs = return_attention or (self.rel_pos is not None and self.rel_pos.needs_probs)
+        rel = self.rel_pos
+        needs_probs = return_attention or (rel is not None and rel.needs_probs)
+        drop = self.attn_drop.p if self.training else 0.0
         attn = None
-        if self.fused and not needs_probs:
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=bias, dropout_p=self.attn_drop.p if self.training else 0.0)
+        if self.fused and not needs_probs and rel is not None and rel.foldable:
+            q, k, v = rel.fold(q, k, v, grid, self.scale)  # (B, heads, N, E'), E' > head_dim
+            q = q[:, :, :num_queries] if num_queries is not None else q
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, scale=self.scale)[..., :self.head_dim]
+            N = q.shape[2]
         else:
-            logits = (q * self.scale) @ k.transpose(-2, -1)  # (B, heads, N, N)
-            if bias is not None:
-                logits = logits + bias
-            attn = logits.softmax(dim=-1)
-            probs = self.attn_drop(attn)
-            out = probs @ v  # (B, heads, N, head_dim)
-            if self.rel_pos is not None and self.rel_pos.needs_probs:
-                out = out + self.rel_pos.value_term(probs, grid)
+            bias = rel(q, grid) if rel is not None else None  # (B|1, heads, N, N)
+            if num_queries is not None:
+                q = q[:, :, :num_queries]  # (B, heads, Q, head_dim)
+                bias = bias[:, :, :num_queries] if bias is not None else None
+                N = num_queries
+            if self.fused and not needs_probs:
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
+            else:
+                logits = (q * self.scale) @ k.transpose(-2, -1)  # (B, heads, N, N)
+                if bias is not None:
+                    logits = logits + bias
+                attn = logits.softmax(dim=-1)
+                probs = self.attn_drop(attn)
+                out = probs @ v  # (B, heads, N, head_dim)
+                if rel is not None and rel.needs_probs:
+                    out = out + rel.value_term(probs, grid)
         out = out.transpose(1, 2).reshape(B, N, D)
         return self.proj_drop(self.proj(out)), (attn if return_attention else None)

@@ -12,9 +12,11 @@ keeps its trained entry exactly, larger ones reuse the edge entry, and nothing i
 Prefix tokens ([class], distillation) have no place on the grid: their rows and columns get a
 zero term (timm's and MViTv2's convention), so they attend and are attended by content alone.
 
-The term is returned as an additive bias (B|1, heads, N, N) so the fused SDPA path can take it
-as `attn_mask`. Shaw's optional value term needs the probabilities, so it forces the explicit
-path (`needs_probs`).
+`forward` returns the term as an additive bias (B|1, heads, N, N): the explicit path adds it to
+the logits, and the fused path passes the bias table's as SDPA's `attn_mask`. The decomposed and
+Shaw key terms have rank H + W, so the fused path folds them into q and k instead (`fold`): no
+(N, N) mask is built or differentiated. Shaw's optional value term needs the probabilities, so
+it forces the explicit path (`needs_probs`).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class RelativePosition(nn.Module):
     """Shared machinery: offset ranges, index caching and prefix padding."""
 
     needs_probs = False
+    foldable = False  # True: `fold(q, k, v, grid, scale)` carries the term inside q·kᵀ (see Decomposed)
 
     def __init__(self, cfg: ViTConfig):
         super().__init__()
@@ -81,16 +84,50 @@ class DecomposedRelPos(RelativePosition):
         self.rel_h = nn.Parameter(torch.zeros(2 * self.max_dist[0] + 1, self.head_dim))
         self.rel_w = nn.Parameter(torch.zeros(2 * self.max_dist[1] + 1, self.head_dim))
 
-    def forward(self, q: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    # The bias is a sum of a per-(query, key row) and a per-(query, key column) term, so it has
+    # rank H + W: bias = [A_h, A_w] · [onehot(row_j), onehot(col_j)]ᵀ. `fold` appends those
+    # H + W columns to q and k, and SDPA then adds the bias inside its own q·kᵀ, with no
+    # (B, heads, N, N) mask to build, read, or back-propagate through.
+    foldable = True
+
+    def _terms(self, q: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Patch queries' terms for each key row and key column: (B, h, H, W, kH), (B, h, H, W, kW)."""
         B, heads, _, d = q.shape
         gh, gw = grid
         ih, iw = self.index(grid, q.device)
         Rh, Rw = self.rel_h[ih], self.rel_w[iw]  # (H, H, d), (W, W, d)
         qp = q[:, :, self.num_prefix_tokens:].reshape(B, heads, gh, gw, d) * self.scale  # (B, h, H, W, d)
-        rel_h = torch.einsum("bnhwd,hkd->bnhwk", qp, Rh)  # (B, h, H, W, kH)
-        rel_w = torch.einsum("bnhwd,wkd->bnhwk", qp, Rw)  # (B, h, H, W, kW)
+        return torch.einsum("bnhwd,hkd->bnhwk", qp, Rh), torch.einsum("bnhwd,wkd->bnhwk", qp, Rw)
+
+    def forward(self, q: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        B, heads = q.shape[:2]
+        gh, gw = grid
+        rel_h, rel_w = self._terms(q, grid)
         bias = rel_h[..., :, None] + rel_w[..., None, :]  # (B, h, H, W, kH, kW)
         return self.pad_prefix(bias.reshape(B, heads, gh * gw, gh * gw))
+
+    def fold(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, grid: tuple[int, int],
+             attn_scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(q, k, v) with E = head_dim → (q', k', v') with E' = head_dim + H + W (rounded up to 8)
+        such that softmax(attn_scale · q'·k'ᵀ) v' = softmax(attn_scale · q·kᵀ + bias) [v, 0].
+
+        v is zero-padded to E' because fused CPU/GPU kernels need equal q/k/v widths; take
+        the first head_dim channels of the output.
+        """
+        B, heads, n, d = q.shape
+        gh, gw = grid
+        p = self.num_prefix_tokens
+        rel_h, rel_w = self._terms(q, grid)
+        q_extra = torch.cat([rel_h, rel_w], -1).reshape(B, heads, gh * gw, gh + gw) / attn_scale
+        q_extra = F.pad(q_extra, (0, 0, p, 0))  # prefix queries: no term
+        rows = torch.arange(gh, device=q.device).repeat_interleave(gw)  # key j's row, (N,)
+        cols = torch.arange(gw, device=q.device).repeat(gh)  # key j's column, (N,)
+        k_extra = torch.cat([F.one_hot(rows, gh), F.one_hot(cols, gw)], -1).to(k.dtype)  # (N, H + W)
+        k_extra = F.pad(k_extra, (0, 0, p, 0)).expand(B, heads, n, gh + gw)  # prefix keys: no term
+        zeros = q.new_zeros(B, heads, n, -(d + gh + gw) % 8)  # width to a multiple of 8
+        q2 = torch.cat([q, q_extra, zeros], -1)  # one copy each: q, k, v arrive as strided views
+        k2 = torch.cat([k, k_extra, zeros], -1)
+        return q2, k2, F.pad(v, (0, q2.shape[-1] - d))
 
 
 class ShawRelPos(DecomposedRelPos):
