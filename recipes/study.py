@@ -4,6 +4,7 @@
     python recipes/study.py deit --subset 0.1 --epochs 6 --data /tmp/c10 --out runs/study_deit   # issue 5 (49 min, 2 CPU cores)
     python recipes/study.py relpos --subset 0.04 --epochs 8 --data /tmp/c10 --out runs/study_relpos  # issue 6 (14 min)
     python recipes/study.py finetune --epochs 8 --finetune-epochs 10 --data /tmp/c10 --out runs/study_ft  # issue 7 (10 min)
+    python recipes/study.py deit --subset 1.0 --epochs 1 --warmup 0.2 --data /tmp/c10 --out runs/deit_full  # (96 min)
     python recipes/study.py deit --data /tmp/c10 --out runs/deit_full --subset 1.0 --epochs 100 --device cuda  # a GPU
 
 Every row of a study uses the same recipe (model, epochs, batch, augmentation, seed); only the
