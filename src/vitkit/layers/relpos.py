@@ -13,7 +13,7 @@ Prefix tokens ([class], distillation) have no place on the grid: their rows and 
 zero term (timm's and MViTv2's convention), so they attend and are attended by content alone.
 
 `forward` returns the term as an additive bias (B|1, heads, N, N): the explicit path adds it to
-the logits, and the fused path passes the bias table's as SDPA's `attn_mask`. The decomposed and
+the logits, and the fused path hands the bias-table form to SDPA as `attn_mask`. The decomposed and
 Shaw key terms have rank H + W, so the fused path folds them into q and k instead (`fold`): no
 (N, N) mask is built or differentiated. Shaw's optional value term needs the probabilities, so
 it forces the explicit path (`needs_probs`).
