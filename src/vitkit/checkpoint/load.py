@@ -100,10 +100,7 @@ def model_from_checkpoint(ck: LoadedCheckpoint, new_head: bool | None = None, **
         raise CheckpointError(f"{ck.path}: cannot keep a {ck.cfg.num_classes}-class head for "
                               f"{dst.num_classes} classes")
     new_head = count_differs if new_head is None else new_head
-    sd = adapt_state_dict(ck.state_dict, ck.cfg, dst, ck.resample)
-    if new_head:
-        for key in HEAD_KEYS:
-            sd.pop(key, None)
+    sd = adapt_state_dict(ck.state_dict, ck.cfg, dst, ck.resample, new_head)
     model = build_model(dst)
     load_weights(model, sd, ck.path, allow_missing=HEAD_KEYS if new_head else ())
     if new_head:  # a new task's head starts at zero, as the ViT paper fine-tunes

@@ -68,18 +68,22 @@ def _max_dist(cfg: ViTConfig) -> tuple[int, int]:
 
 
 def adapt_state_dict(sd: dict[str, torch.Tensor], src: ViTConfig, dst: ViTConfig,
-                     resample: tuple[str, bool] = ("bicubic", True)) -> dict[str, torch.Tensor]:
+                     resample: tuple[str, bool] = ("bicubic", True),
+                     new_head: bool | None = None) -> dict[str, torch.Tensor]:
     """Make a state dict of config `src` fit a model of config `dst`.
 
     - position table: resampled to dst's grid with the source library's rule `resample`;
     - relative-position tables: resized to dst's offset range (see `resize_offset_table`);
-    - heads: dropped when the number of classes differs (the new model initialises them);
-      `model_from_checkpoint(new_head=True)` also drops them for same-count, other classes.
+    - heads: dropped when `new_head` (default: when the number of classes differs; True also
+      for the same count of other classes); the new model initialises them.
     """
     sd = dict(sd)
+    if new_head is None:
+        new_head = src.num_classes != dst.num_classes
+    if new_head:
+        for key in HEAD_KEYS:
+            sd.pop(key, None)
     if not isinstance(dst, ViTConfig):  # a CNN: only its head can change
-        if src.num_classes != dst.num_classes:
-            sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
         return sd
     if "pos_embed" in sd and dst.pos_embed == "learned" and src.grid_size != dst.grid_size:
         mode, antialias = resample
@@ -96,9 +100,6 @@ def adapt_state_dict(sd: dict[str, torch.Tensor], src: ViTConfig, dst: ViTConfig
                 sd[key] = resize_offset_table(sd[key], old_k[1], new_k[1])
             elif key.endswith(".rel_pos.table"):
                 sd[key] = _resize_bias_table(sd[key], old_k, new_k)
-    if src.num_classes != dst.num_classes:
-        for key in HEAD_KEYS:
-            sd.pop(key, None)
     return sd
 
 
