@@ -77,6 +77,7 @@ class ViTConfig:
     attn_drop_rate: float = 0.0
     proj_drop_rate: float = 0.0
     drop_path_rate: float = 0.0
+    patch_dropout: float = 0.0  # training only: drop this fraction of patch tokens (Liu et al. 2022)
     layer_scale_init: float | None = None
     head_init_zero: bool = False
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. where a checkpoint came from)
@@ -98,6 +99,12 @@ class ViTConfig:
             raise ConfigError("distilled=True needs class_token=True")
         if not 0.0 <= self.drop_path_rate < 1.0:
             raise ConfigError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+        if not 0.0 <= self.patch_dropout < 1.0:
+            raise ConfigError(f"patch_dropout must be in [0, 1), got {self.patch_dropout}")
+        if self.patch_dropout and self.rel_pos != "none":
+            # Relative terms are indexed by grid position; a random subset of tokens has no grid.
+            raise ConfigError(f"patch_dropout needs rel_pos='none' (got {self.rel_pos!r}): dropped "
+                              "tokens break the patch grid that relative positions index")
 
     # ---- derived values (never stored, so they cannot disagree with the fields) ----
     @property

@@ -22,6 +22,8 @@ _FLAGS = {
     "freeze": ("optim.freeze", str), "ema": ("optim.ema_decay", float), "distill": ("distill.kind", str),
     "teacher": ("distill.teacher", str), "out": ("run.out", str), "seed": ("run.seed", int),
     "device": ("run.device", str), "max_steps": ("run.max_steps", int), "log_every": ("run.log_every", int),
+    "precision": ("run.precision", str), "patch_dropout": ("model.patch_dropout", float),
+    "cache": ("data.cache", str),
 }
 _FINETUNE_DEFAULTS = ["optim.lr=1e-4", "optim.warmup_epochs=1", "optim.weight_decay=0.05", "model.drop_path_rate=0.1"]
 
@@ -53,6 +55,11 @@ def register(sub) -> None:
         p.add_argument("--seed", type=int)
         p.add_argument("--workers", type=int)
         p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+        p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                       help="auto (default): bf16 on CUDA and on CPUs with native bf16, else fp32")
+        p.add_argument("--patch-dropout", type=float, help="drop this fraction of patch tokens in training")
+        p.add_argument("--cache", choices=["auto", "memory", "none"],
+                       help="decode the data once into memory and augment batches as tensors (auto: when it fits)")
         p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
         p.add_argument("--log-every", type=int)
         p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (same run, same weights)")
@@ -69,6 +76,10 @@ def register(sub) -> None:
     p.add_argument("--split", help="sub-folder to evaluate (default: val, else test)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto: bf16 on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX), else fp32")
+    p.add_argument("--tta", choices=["none", "flip"], default="none",
+                   help="flip: average the logits of each image and its mirror")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_eval)
 
@@ -108,6 +119,7 @@ def _load(checkpoint: str):
 def run_eval(args) -> int:
     import torch
 
+    from ..hardware import resolve_precision
     from ..train import distributed as dist_utils
     from ..train.data import ImageFolderSafe, eval_folder
     from ..train.evaluate import evaluate, make_eval_loader
@@ -121,15 +133,21 @@ def run_eval(args) -> int:
         raise UsageError(f"{folder} has {len(ds.classes)} class folders but the model has {model.cfg.num_classes} classes")
     d = dist_utils.Dist(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(d.device)
-    m = evaluate(model, make_eval_loader(ds, args.batch_size, d, args.workers, False), d, len(ds.classes))
+    if args.batch_size < 1 or args.workers < 0:
+        raise UsageError("--batch-size must be at least 1 and --workers at least 0")
+    precision = resolve_precision(args.precision, d.device)
+    m = evaluate(model, make_eval_loader(ds, args.batch_size, d, args.workers, False), d, len(ds.classes),
+                 precision=precision, tta=args.tta)
     per_class = dict(zip(ds.classes, m["per_class"]))
     if args.json:
         print(json.dumps({"checkpoint": args.checkpoint, "data": str(folder), "images": m["count"],
+                          "precision": precision, "tta": args.tta,
                           "skipped": m["skipped"], "loss": m["loss"], "top1": m["top1"], "top5": m["top5"],
                           "per_class": per_class}))
     else:
         print(f"{folder}: {m['count']} images" + (f" ({m['skipped']} unreadable, skipped)" if m["skipped"] else ""))
-        print(f"loss {m['loss']:.4f}  top-1 {m['top1']:.2f}%  top-5 {m['top5']:.2f}%")
+        print(f"loss {m['loss']:.4f}  top-1 {m['top1']:.2f}%  top-5 {m['top5']:.2f}%  ({precision}"
+              + (", flip TTA)" if args.tta == "flip" else ")"))
         for c, acc in per_class.items():
             print(f"  {c:<20} {acc:6.2f}%")
     return 0

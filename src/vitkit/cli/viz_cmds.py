@@ -38,6 +38,8 @@ def register(sub) -> None:
         p.set_defaults(func=run, viz=name)
     p = vs.add_parser("curves", help="loss, accuracy and lr from metrics.jsonl (several runs overlay)")
     p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--x", choices=["epoch", "minutes"], default="epoch",
+                   help="accuracy against epochs or against wall-clock minutes since the run started")
     p.add_argument("--out", help="PNG path (default vitkit_curves.png)")
     p.set_defaults(func=run, viz="curves")
     viz.set_defaults(func=lambda args: (viz.print_help(), 2)[1])
@@ -88,7 +90,7 @@ def run(args) -> int:
 
     out = Path(args.out or f"vitkit_{args.viz}.png")
     if args.viz == "curves":
-        print(vf.curves_figure([Path(r) for r in args.runs], out))
+        print(vf.curves_figure([Path(r) for r in args.runs], out, x=args.x))
         return 0
     model = load_model(args.checkpoint)
     if not hasattr(model, "get_attention_maps"):

@@ -144,7 +144,24 @@ class VisionTransformer(nn.Module):
         pos = self.pos_table(grid)
         if pos is not None:
             x = x + pos
-        return self.pos_drop(x), grid
+        x = self.pos_drop(x)
+        if self.training and self.cfg.patch_dropout > 0:
+            x = self.drop_patches(x)
+        return x, grid
+
+    def drop_patches(self, x: torch.Tensor) -> torch.Tensor:
+        """PatchDropout (Liu et al. 2022): keep a random subset of patch tokens per image.
+
+        (B, prefix + N, D) → (B, prefix + K, D), K = round(N × (1 − p)). Positions were added
+        before, so each kept token still knows where it came from; the prefix tokens are always
+        kept. The step costs ~(1 − p) of the full one, and the test-time model sees all tokens.
+        """
+        P = self.num_prefix_tokens
+        B, n = x.shape[0], x.shape[1] - P
+        keep = max(1, int(round(n * (1.0 - self.cfg.patch_dropout))))
+        idx = torch.rand(B, n, device=x.device).argsort(dim=1)[:, :keep] + P  # (B, K)
+        patches = x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))  # (B, K, D)
+        return torch.cat([x[:, :P], patches], dim=1)
 
     # ---- forward ----
     def _run_blocks(self, x: torch.Tensor, grid: tuple[int, int], blocks) -> torch.Tensor:

@@ -28,6 +28,7 @@ class ModelOptions:
     head: str = "auto"
     img_size: int | None = None  # None: the model's native size
     drop_path_rate: float = 0.1
+    patch_dropout: float = 0.0  # training only: fraction of patch tokens dropped per image (PatchDropout)
     overrides: dict = field(default_factory=dict)  # any other ViTConfig field
     grad_checkpointing: bool = False
 
@@ -53,6 +54,15 @@ class DataOptions:
     crop_pct: float = 0.875  # eval: resize to size/crop_pct, centre-crop size
     interpolation: str = "bicubic"
     workers: int = 2
+    # "auto": decode once into memory and augment batches as tensors when the augmentations
+    # allow it and the decoded set fits `cache_max_gb`; "memory": insist; "none": per-image path.
+    cache: str = "auto"
+    cache_max_gb: float | None = None  # None: half the memory available at start
+    cache_dir: str | None = None  # keep the decoded cache on disk: a folder, or "auto" (DATA/.vitkit-cache)
+    # Progressive resizing: train at these sizes in turn, in equal shares of the first
+    # `progressive_end` of training; the last must be the model's size (e.g. [24, 32], 0.5).
+    progressive: list[int] | None = None
+    progressive_end: float = 0.5
     classes: list[str] | None = None  # train on these class folders only
     subset: float | None = None  # keep this fraction of each training class
     per_class: int | None = None  # or at most this many images per training class
@@ -68,6 +78,7 @@ class OptimOptions:
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_epochs: float = 5.0
+    schedule: str = "cosine"  # "cosine" | "linear" (to min_lr; Li et al. 2020, budgeted training)
     accum_steps: int = 1
     clip_grad: float | None = 1.0
     ema_decay: float | None = None
@@ -90,7 +101,9 @@ class RunOptions:
     deterministic: bool = False
     resume: bool = False
     device: str = "auto"  # "auto" | "cpu" | "cuda"
-    precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU) | "fp32" | "bf16"
+    precision: str = "auto"  # "auto": bf16 on CUDA and on CPUs with native bf16, else fp32 | "fp32" | "bf16"
+    attention: str = "auto"  # "auto": SDPA on CUDA, explicit on CPU (faster there) | "sdpa" | "explicit"
+    eval_tta: str = "none"  # "none" | "flip": average logits over the image and its mirror
     compile: bool = False
     log_every: int = 20
     eval_every: int = 1  # evaluate every N epochs (always after the last)
@@ -126,6 +139,11 @@ def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
     try:
         if t.startswith("tuple") and isinstance(value, (list, tuple)):
             return tuple(float(x) for x in value)
+        if t.startswith("list[int]"):
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)):
+                raise ValueError(value)
+            return [int(x) for x in items if str(x).strip()]
         if t.startswith("list") and isinstance(value, (list, tuple)):
             return [str(x) for x in value]
         if t.startswith("list") and isinstance(value, str):

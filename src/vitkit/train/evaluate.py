@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from ..hardware import autocast
 from . import distributed as dist_utils
 from .data import collate_skip_bad
 
@@ -17,7 +18,12 @@ def make_eval_loader(ds, batch_size: int, d: dist_utils.Dist, workers: int, pin:
 
 
 @torch.no_grad()
-def evaluate(model, loader, d: dist_utils.Dist, num_classes: int) -> dict:
+def evaluate(model, loader, d: dist_utils.Dist, num_classes: int, precision: str | None = None,
+             tta: str = "none") -> dict:
+    """`precision`: "fp32" | "bf16" | None (bf16 on CUDA only, the old rule). `tta="flip"`
+    averages the logits of each image and its mirror (one more forward pass)."""
+    if precision is None:
+        precision = "bf16" if d.device.type == "cuda" else "fp32"
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=d.device)
@@ -30,8 +36,10 @@ def evaluate(model, loader, d: dist_utils.Dist, num_classes: int) -> dict:
         if x is None:
             continue
         x, y = x.to(d.device), y.to(d.device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=d.device.type == "cuda"):
+        with autocast(d.device, precision):
             logits = model(x).float()
+            if tta == "flip":
+                logits = (logits + model(x.flip(-1)).float()) / 2
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         top = logits.topk(min(5, num_classes), dim=1).indices
         hit1 = top[:, 0] == y

@@ -58,12 +58,21 @@ def build_optimizer(model: nn.Module, o: OptimOptions) -> torch.optim.Optimizer:
                              lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
 
 
-def lr_at(step: int, total: int, warmup: int, base: float, minimum: float) -> float:
-    """Linear warmup from 0 to `base` over `warmup` steps, then cosine down to `minimum`."""
+SCHEDULES = ("cosine", "linear")
+
+
+def lr_at(step: int, total: int, warmup: int, base: float, minimum: float, shape: str = "cosine") -> float:
+    """Linear warmup from 0 to `base` over `warmup` steps, then cosine or linear down to `minimum`.
+
+    Linear decay to (near) zero at the end of the budget is what Li et al. 2020 found best when
+    the number of steps is fixed in advance; cosine is the DeiT/timm default.
+    """
     if step < warmup:
         return base * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return minimum + 0.5 * (base - minimum) * (1 + math.cos(math.pi * min(1.0, t)))
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    if shape == "linear":
+        return minimum + (base - minimum) * (1.0 - t)
+    return minimum + 0.5 * (base - minimum) * (1 + math.cos(math.pi * t))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

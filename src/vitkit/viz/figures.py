@@ -103,19 +103,30 @@ def read_metrics(run: Path) -> list[dict]:
     return rows
 
 
-def curves_figure(runs: list[Path], out: Path) -> Path:
+def curves_figure(runs: list[Path], out: Path, x: str = "epoch") -> Path:
+    """Loss, validation top-1 and lr of several runs. `x="minutes"` puts top-1 against wall-clock
+    minutes since each run's "start" record (decoding and evaluation included), so runs of
+    different speed (vitkit and a peer's loop) compare at equal time."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for run in runs:
         rows = read_metrics(run)
         steps = [r for r in rows if r.get("kind") == "step"]
         epochs = [r for r in rows if r.get("kind") == "epoch" and r.get("top1") is not None]
         label = Path(run).name
-        axes[0].plot([r["step"] for r in steps], [r["loss"] for r in steps], label=f"{label} train")
-        axes[0].plot([r["step"] for r in epochs], [r["loss"] for r in epochs], "o--", label=f"{label} val")
-        axes[1].plot([r["epoch"] for r in epochs], [r["top1"] for r in epochs], "o-", label=f"{label} top-1")
-        axes[2].plot([r["step"] for r in steps], [r["lr"] for r in steps], label=label)
-    for ax, (x, y) in zip(axes, [("step", "loss"), ("epoch", "val top-1 (%)"), ("step", "learning rate")]):
-        ax.set_xlabel(x), ax.set_ylabel(y), ax.grid(alpha=0.3)
+        if steps:
+            axes[0].plot([r["step"] for r in steps], [r["loss"] for r in steps], label=f"{label} train")
+            axes[2].plot([r["step"] for r in steps], [r["lr"] for r in steps], label=label)
+        if any(r.get("loss") is not None for r in epochs):
+            axes[0].plot([r["step"] for r in epochs], [r["loss"] for r in epochs], "o--", label=f"{label} val")
+        if x == "minutes":
+            starts = [r["time"] for r in rows if r.get("kind") == "start"] or [rows[0]["time"]]
+            xs = [(r["time"] - starts[0]) / 60 for r in epochs]
+        else:
+            xs = [r["epoch"] for r in epochs]
+        axes[1].plot(xs, [r["top1"] for r in epochs], "o-", label=f"{label} top-1")
+    xlabel = "wall-clock minutes" if x == "minutes" else "epoch"
+    for ax, (xl, yl) in zip(axes, [("step", "loss"), (xlabel, "val top-1 (%)"), ("step", "learning rate")]):
+        ax.set_xlabel(xl), ax.set_ylabel(yl), ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, out)

@@ -1,0 +1,101 @@
+"""One epoch of training (DeiT's `train_one_epoch`): batches → loss → step, nothing else.
+
+Setup lives in `setup.py`, evaluation in `evaluate.py`, checkpoints and the epoch loop in
+`loop.py`. Per step: lr from the schedule, the batch resized for progressive training, MixUp /
+CutMix, forward under the resolved precision, backward, one all-reduce of the loss (so every
+rank stops together on NaN), clipping, the optimizer, EMA.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..errors import TrainingDiverged
+from ..hardware import autocast
+from . import distributed as dist_utils
+from .optim import lr_at, set_lr
+from .progressive import size_at
+from .setup import Run
+
+
+def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) → (B, C, size, size), antialiased when shrinking (progressive resizing)."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def train_one_epoch(run: Run, epoch: int) -> dict:
+    """Train one epoch; returns its statistics and whether `max_steps` was reached."""
+    cfg, d, o = run.cfg, run.d, run.cfg.optim
+    run.sampler.set_epoch(epoch)
+    run.model.train()
+    run.criterion.train()
+    t_epoch, seen, skipped, loss_sum, loss_n = time.time(), 0, 0, 0.0, 0
+    window_t, window_seen = time.time(), 0
+    lr, stop = 0.0, False
+    bar = tqdm(total=run.steps_per_epoch, desc=f"epoch {epoch + 1}/{o.epochs}",
+               disable=not (d.is_main and cfg.run.progress and sys.stderr.isatty()),  # no bar in logs
+               dynamic_ncols=True, leave=True)
+    step_loss = torch.zeros((), device=d.device)
+    size = run.size
+    for i, (x, y, bad) in enumerate(run.train_loader):
+        skipped += bad
+        micro = i % o.accum_steps
+        if micro == 0:
+            lr = lr_at(run.step, run.total_steps, run.warmup_steps, o.lr, o.min_lr, o.schedule)
+            set_lr(run.optimizer, lr)
+            size = size_at(cfg.data.progressive, cfg.data.progressive_end,
+                           run.step / max(run.total_steps, 1), run.size)
+        if x is not None:
+            x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+            x = resize_batch(x, size)
+            if run.mixer is not None:
+                x, y = run.mixer(x, y)
+            sync = d.enabled and micro < o.accum_steps - 1
+            with (run.model.no_sync() if sync else contextlib.nullcontext()), autocast(d.device, run.precision):
+                loss = run.criterion(run.model(x), y, x) / o.accum_steps
+            loss.backward()
+            step_loss += loss.detach()
+            seen += x.shape[0]
+            window_seen += x.shape[0]
+        if micro != o.accum_steps - 1:
+            continue
+        global_loss = dist_utils.all_reduce_sum(step_loss.clone(), d) / d.world
+        value = global_loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"loss became {value} at epoch {epoch + 1}, step {run.step + 1}; stopped before updating "
+                f"weights. {run.out / 'last.pt'} is untouched; lower --lr or lengthen warmup")
+        if o.clip_grad:
+            torch.nn.utils.clip_grad_norm_(run.raw_model.parameters(), o.clip_grad)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        if run.ema is not None:
+            run.ema.update(run.raw_model)
+        run.step += 1
+        step_loss.zero_()
+        loss_sum, loss_n = loss_sum + value, loss_n + 1
+        bar.update(1)
+        if run.step % cfg.run.log_every == 0 or run.step == 1:
+            now = time.time()
+            ips = window_seen * d.world / max(now - window_t, 1e-9)
+            bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}", img_s=f"{ips:.0f}", px=size)
+            run.log.write(kind="step", epoch=epoch + 1, step=run.step, loss=value, lr=lr, img_s=ips,
+                          size=size, time=now)
+            window_t, window_seen = now, 0
+        if cfg.run.max_steps is not None and run.step >= cfg.run.max_steps:
+            stop = True
+            break
+    bar.close()
+    skipped_t = dist_utils.all_reduce_sum(torch.tensor([skipped], device=d.device), d)
+    train_time = time.time() - t_epoch
+    return {"train_loss": loss_sum / max(loss_n, 1), "lr": lr, "img_s": seen * d.world / max(train_time, 1e-9),
+            "epoch_time_s": train_time, "skipped_images": int(skipped_t.item()) + run.cache_skipped,
+            "stop": stop}
