@@ -101,14 +101,28 @@ def test_tensor_path_skips_unreadable_images(cifar_small, tmp_path):
     assert "300 train / 100 val images decoded" in r.stdout
 
 
-def test_tensor_path_resume_is_exact(cifar_small, tmp_path):
-    sets = TINY + [f"data.path={cifar_small}", "data.cache=memory", "optim.lr=1e-3", "run.deterministic=true",
-                   "model.patch_dropout=0.25", "data.progressive=[16, 32]", "data.mixup=0.2"]
-    train(load_train_config(None, sets + [f"run.out={tmp_path / 'full'}", "optim.epochs=3"]))
-    train(load_train_config(None, sets + [f"run.out={tmp_path / 'cut'}", "optim.epochs=3", "run.max_steps=10"]))
-    train(load_train_config(None, [f"run.out={tmp_path / 'cut'}", "run.resume=true", "run.progress=false"]))
+def test_tensor_path_killed_run_resumes_to_identical_weights(cifar_small, tmp_path):
+    """SIGKILL after the first checkpoint, --resume: the same weights as a run never killed, with
+    the cache, PatchDropout, progressive resizing and MixUp all on."""
+    import signal
+    import time
+
+    args = ["train", "--data", cifar_small, "--epochs", 4, "--lr", "1e-3", "--deterministic", "--seed", 3,
+            "--cache", "memory", "--patch-dropout", "0.25", *[a for s in TINY for a in ("--set", s)],
+            "--set", "data.progressive=[16, 32]", "--set", "data.mixup=0.2"]
+    cli(*args, "--out", tmp_path / "full", check=True)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "vitkit", *map(str, args), "--out", str(run)],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (run / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] < 3, "finished before the kill; proves nothing"
+    cli(*args, "--out", run, "--resume", check=True)
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model_state"]
-    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model_state"]
+    b = torch.load(run / "last.pt", weights_only=True)["model_state"]
     for k in a:
         assert torch.equal(a[k], b[k]), k
 

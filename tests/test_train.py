@@ -99,7 +99,7 @@ def test_partial_temporary_file_is_never_read_as_last(cifar_small, tmp_path):
 def test_torchrun_two_processes_match_one_process(cifar_small, tmp_path):
     common = ["train", "--data", cifar_small, "--epochs", 1, "--max-steps", 4, "--lr", "1e-3",
               *[a for s in TINY for a in ("--set", s)], "--set", "data.hflip=0", "--set", "data.train_crop=resize",
-              "--set", "model.drop_path_rate=0", "--device", "cpu"]
+              "--set", "model.drop_path_rate=0", "--device", "cpu", "--cache", "none", "--precision", "fp32"]
     cli(*common, "--out", tmp_path / "one", check=True)
     import socket
 
@@ -121,7 +121,7 @@ def test_unreadable_images_are_skipped_and_counted(cifar_small, tmp_path):
     shutil.copytree(cifar_small, data)
     (data / "train" / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (data / "train" / "dog" / "empty.jpg").write_bytes(b"")
-    r = cli("train", "--data", data, "--out", tmp_path / "r", "--epochs", 1, "--batch-size", 302,
+    r = cli("train", "--data", data, "--out", tmp_path / "r", "--epochs", 1, "--batch-size", 302, "--cache", "none",
             *[a for s in TINY[:5] for a in ("--set", s)], check=True)
     epoch = [m for m in read_metrics(tmp_path / "r") if m["kind"] == "epoch"][0]
     assert epoch["skipped_images"] == 2 and "2 unreadable images skipped" in r.stdout

@@ -48,7 +48,7 @@ class CNNConfig:
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if k in known})
 
 
-_VIT_ONLY = ("drop_path_rate", "drop_rate", "pos_embed_interp", "pos_embed_antialias")
+_VIT_ONLY = ("drop_path_rate", "drop_rate", "pos_embed_interp", "pos_embed_antialias", "patch_dropout")
 
 
 class ResNet(nn.Module):

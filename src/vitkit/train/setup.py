@@ -76,8 +76,9 @@ def _build_model(cfg: TrainConfig, init_ck, classes: list[str], size: int) -> tu
     overrides = dict(cfg.model.overrides)
     overrides["num_classes"] = len(classes)
     overrides["img_size"] = size
-    if cfg.model.patch_dropout:
-        overrides["patch_dropout"] = cfg.model.patch_dropout
+    # A training choice of this run, not of the weights: a fine-tune from a PatchDropout-trained
+    # checkpoint does not inherit it.
+    overrides.setdefault("patch_dropout", cfg.model.patch_dropout)
     if init_ck is not None:  # positions resampled to `size`
         overrides.setdefault("drop_path_rate", cfg.model.drop_path_rate)
         new = wants_new_head(cfg.model.head, init_ck.class_names, init_ck.cfg.num_classes, classes)
