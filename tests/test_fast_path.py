@@ -2,8 +2,6 @@
 the linear schedule, flip TTA, precision and attention choice, and their one-line errors."""
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from vitkit.train.optim import lr_at
 from vitkit.train.progressive import check_progressive, size_at
 from vitkit.train.tensor_data import pad_crop_flip, use_tensor_path
 
-from test_train import ENV, TINY, cli, read_metrics
+from test_train import TINY, cli, kill_resume_and_compare, read_metrics
 
 
 # ---- batched augmentation equals torchvision's per-image ops ----
@@ -104,48 +102,10 @@ def test_tensor_path_skips_unreadable_images(cifar_small, tmp_path):
 def test_tensor_path_killed_run_resumes_to_identical_weights(cifar_small, tmp_path):
     """SIGKILL after the first checkpoint, --resume: the same weights as a run never killed, with
     the cache, PatchDropout, progressive resizing and MixUp all on."""
-    import signal
-    import time
-
     args = ["train", "--data", cifar_small, "--epochs", 4, "--lr", "1e-3", "--deterministic", "--seed", 3,
             "--cache", "memory", "--patch-dropout", "0.25", *[a for s in TINY for a in ("--set", s)],
             "--set", "data.progressive=[16, 32]", "--set", "data.mixup=0.2"]
-    cli(*args, "--out", tmp_path / "full", check=True)
-    run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "vitkit", *map(str, args), "--out", str(run)],
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not (run / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert torch.load(run / "last.pt", weights_only=True)["epoch"] < 3, "finished before the kill; proves nothing"
-    cli(*args, "--out", run, "--resume", check=True)
-    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model_state"]
-    b = torch.load(run / "last.pt", weights_only=True)["model_state"]
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-
-
-@pytest.mark.slow
-def test_torchrun_two_processes_match_one_process_on_tensor_path(cifar_small, tmp_path):
-    common = ["train", "--data", cifar_small, "--epochs", 1, "--max-steps", 4, "--lr", "1e-3", "--cache", "memory",
-              *[a for s in TINY for a in ("--set", s)], "--set", "model.drop_path_rate=0", "--device", "cpu",
-              "--precision", "fp32"]
-    cli(*common, "--out", tmp_path / "one", check=True)
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                        "127.0.0.1", "--master_port", str(port), "-m", "vitkit", *map(str, common), "--out",
-                        str(tmp_path / "two")], capture_output=True, text=True, env=ENV, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    one = [m["loss"] for m in read_metrics(tmp_path / "one") if m["kind"] == "step"]
-    two = [m["loss"] for m in read_metrics(tmp_path / "two") if m["kind"] == "step"]
-    assert len(one) == len(two) == 4
-    assert max(abs(a - b) for a, b in zip(one, two)) < 1e-4, (one, two)
+    kill_resume_and_compare(args, tmp_path)
 
 
 # ---- PatchDropout ----

@@ -56,10 +56,9 @@ def _final_weights(run: Path) -> dict:
     return torch.load(run / "last.pt", weights_only=True)["model_state"]
 
 
-def test_killed_run_resumes_to_identical_weights(cifar_small, tmp_path):
-    args = ["train", "--data", cifar_small, "--epochs", 4, "--lr", "1e-3", "--deterministic", "--seed", 3,
-            *[a for s in TINY for a in ("--set", s)], "--set", "data.auto_augment=randaugment",
-            "--set", "data.random_erasing=0.25", "--set", "data.mixup=0.2"]
+def kill_resume_and_compare(args: list, tmp_path: Path) -> Path:
+    """Run `args` to the end; run them again, SIGKILL after the first checkpoint, --resume; assert
+    both end with identical weights. Returns the killed run's directory."""
     cli(*args, "--out", tmp_path / "full", check=True)
     run = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "vitkit", *map(str, args), "--out", str(run)],
@@ -76,6 +75,14 @@ def test_killed_run_resumes_to_identical_weights(cifar_small, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+    return run
+
+
+def test_killed_run_resumes_to_identical_weights(cifar_small, tmp_path):
+    args = ["train", "--data", cifar_small, "--epochs", 4, "--lr", "1e-3", "--deterministic", "--seed", 3,
+            *[a for s in TINY for a in ("--set", s)], "--set", "data.auto_augment=randaugment",
+            "--set", "data.random_erasing=0.25", "--set", "data.mixup=0.2"]
+    run = kill_resume_and_compare(args, tmp_path)
     epochs = [r["epoch"] for r in read_metrics(run) if r["kind"] == "epoch"]
     assert epochs[-1] == 4
 
@@ -96,10 +103,11 @@ def test_partial_temporary_file_is_never_read_as_last(cifar_small, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
-def test_torchrun_two_processes_match_one_process(cifar_small, tmp_path):
+@pytest.mark.parametrize("cache", ["none", "memory"])  # per-image path and decoded tensor path
+def test_torchrun_two_processes_match_one_process(cifar_small, tmp_path, cache):
     common = ["train", "--data", cifar_small, "--epochs", 1, "--max-steps", 4, "--lr", "1e-3",
               *[a for s in TINY for a in ("--set", s)], "--set", "data.hflip=0", "--set", "data.train_crop=resize",
-              "--set", "model.drop_path_rate=0", "--device", "cpu", "--cache", "none", "--precision", "fp32"]
+              "--set", "model.drop_path_rate=0", "--device", "cpu", "--cache", cache, "--precision", "fp32"]
     cli(*common, "--out", tmp_path / "one", check=True)
     import socket
 
