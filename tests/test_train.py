@@ -184,3 +184,12 @@ def test_eval_and_predict_commands(cifar_small, tmp_path):
     assert abs(sum(t["prob"] for t in out[0]["topk"])) <= 1.0001
     r = cli("predict", "--checkpoint", tmp_path / "r", good, check=True)
     assert r.returncode == 0 and str(good) in r.stdout
+
+
+def test_resume_auto_starts_fresh_then_continues(cifar_small, tmp_path):
+    """One command for a requeued job: no last.pt → a fresh start; last.pt → continue it."""
+    args = ["train", "--data", cifar_small, "--out", tmp_path / "r", "--lr", "1e-3", "--resume", "auto",
+            "--max-steps", 3, *[a for s in TINY for a in ("--set", s)]]
+    cli(*args, "--epochs", 1, check=True)
+    cli(*args, "--epochs", 2, check=True)
+    assert [m["epoch"] for m in read_metrics(tmp_path / "r") if m["kind"] == "epoch"] == [1, 2]

@@ -85,14 +85,24 @@ def model_config(name: str, **overrides: Any) -> ViTConfig:
     return ViTConfig.from_dict(dict(MODELS[name])).replace(**overrides)
 
 
-def create_model(name: str, **overrides: Any):
-    """Build a registered model with random weights.
+def create_model(name: str, pretrained: bool = False, **overrides: Any):
+    """Build a registered model, with random weights or timm's published ones.
 
     Args:
         name: a registered name, e.g. "vit_base_patch16_224" (see `list_models`).
+        pretrained: load the weights timm publishes by default for this name from the Hugging
+            Face Hub (its cache, HF_HOME, HF_HUB_OFFLINE), e.g. vit_base_patch16_224 →
+            hf-hub:timm/vit_base_patch16_224.augreg2_in21k_ft_in1k.
         **overrides: any `ViTConfig` field, e.g. num_classes=10, img_size=384, pool="mean",
-            pos_embed="sincos", drop_path_rate=0.1.
+            pos_embed="sincos", drop_path_rate=0.1. With `pretrained`, a new num_classes gives a
+            new zero-initialised head and img_size resamples the position table.
     """
+    if pretrained:
+        from .checkpoint import load_model
+        from .checkpoint.hub import pretrained_spec
+
+        model_config(name)  # unknown names: the registry's own error
+        return load_model(pretrained_spec(name), **overrides)
     from .models import build_model
 
     return build_model(model_config(name, **overrides))

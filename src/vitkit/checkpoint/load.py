@@ -3,6 +3,7 @@
     model = vitkit.load_model("runs/cifar")                    # a run directory (best.pt / last.pt)
     model = vitkit.load_model("vit_b16.pth", img_size=384)     # timm, resampled to 24×24 patches
     model = vitkit.load_model("hf_dir/", num_classes=5)        # Hugging Face, new zero-init head
+    model = vitkit.load_model("cifar10_vit_tiny")              # a model bundled in the package
     vitkit.convert("ViT-B_16.npz", "out/", to="hf")            # any of vitkit | timm | hf | jax
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch import nn
 
 from ..config import ConfigError
 from ..models import build_model
-from . import hf_format, jax_format, native, timm_format
+from . import hf_format, hub, jax_format, native, timm_format
 from .errors import CheckpointError
 from .io import read_tensor_file
 from .loaded import LoadedCheckpoint
@@ -40,6 +41,13 @@ def _describe_keys(sd: dict) -> str:
 
 def read_checkpoint(path: str | Path, **overrides: Any) -> LoadedCheckpoint:
     """Read any supported checkpoint into vitkit naming, detecting its format from its content."""
+    from ..pretrained import bundled_path
+
+    if hub.is_hub(path):
+        path = hub.download(str(path))  # the snapshot folder in huggingface_hub's cache
+    # A bundled model's name wins over a same-named relative path only when no such path exists.
+    elif not Path(path).exists() and (bundled := bundled_path(str(path))) is not None:
+        path = bundled
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory")
@@ -53,12 +61,15 @@ def read_checkpoint(path: str | Path, **overrides: Any) -> LoadedCheckpoint:
                 raise CheckpointError(f"{cfg_file}: not valid JSON ({e})") from None
             if header.get("format") == native.FORMAT:
                 return native.read_model_dir(path)
+            if "architecture" in header:  # timm's Hub layout: config.json + model.safetensors
+                return _read_timm_dir(path, header, known)
             if "model_type" in header:
                 hf, raw = hf_format.read_hf_dir(path)
                 sd = hf_format.hf_to_vitkit(strip_prefixes(unwrap_state_dict(raw)), str(path))
                 cfg = hf_format.config_from_hf(hf, sd, str(path), **known)
                 return LoadedCheckpoint(path, "hf", cfg, sd, ("bicubic", False),
-                                        hf_format.class_names_from_hf(hf, cfg.num_classes), {"hf_config": hf})
+                                        hf_format.class_names_from_hf(hf, cfg.num_classes),
+                                        {"hf_config": hf, "preprocess": hub.hf_preprocess(path)})
         for name in ("best.pt", "last.pt"):
             if (path / name).exists():
                 return native.read_train_checkpoint(path / name)
@@ -83,6 +94,23 @@ def read_checkpoint(path: str | Path, **overrides: Any) -> LoadedCheckpoint:
         return LoadedCheckpoint(path, "hf", timm_format.infer_config(sd, str(path), **known), sd, ("bicubic", False))
     raise CheckpointError(f"{path}: not a ViT checkpoint this version reads (found {_describe_keys(sd)}; "
                           f"expected timm, Hugging Face, JAX npz or vitkit ViT weights)")
+
+
+def _read_timm_dir(path: Path, header: dict, known: dict) -> LoadedCheckpoint:
+    """A timm Hub snapshot: weights named as timm's, and a pretrained_cfg with the preprocessing."""
+    from ..registry import MODELS
+
+    weights = next((path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).exists()), None)
+    if weights is None:
+        raise CheckpointError(f"{path}: timm config.json found but no model.safetensors or pytorch_model.bin")
+    sd = strip_prefixes(unwrap_state_dict(read_tensor_file(weights)))
+    sd, relpos = timm_format.from_timm_relpos(sd, str(weights))
+    pre, names, arch = hub.timm_hub_extras(header)
+    if arch in MODELS:  # what shapes cannot tell (heads) comes from the architecture's name
+        known = {"num_heads": MODELS[arch]["num_heads"], **known}
+    cfg = timm_format.infer_config(sd, str(weights), **{**relpos, **known})
+    return LoadedCheckpoint(path, "timm", cfg, sd, class_names=names if names and len(names) == cfg.num_classes else None,
+                            extra={"preprocess": pre, "timm_config": header})
 
 
 def model_from_checkpoint(ck: LoadedCheckpoint, new_head: bool | None = None, **overrides: Any) -> nn.Module:
@@ -117,7 +145,8 @@ def load_model(path: str | Path, **overrides: Any) -> nn.Module:
     """Load any supported checkpoint as a vitkit model in eval mode.
 
     Args:
-        path: a vitkit model directory or .safetensors file, a run directory or its best.pt /
+        path: a bundled model's name (`cifar10_vit_tiny`), `hf-hub:ORG/REPO[@REV]` (timm or
+            transformers layout, through the Hugging Face cache), a vitkit model directory or .safetensors file, a run directory or its best.pt /
             last.pt, a timm state dict (.pth/.bin/.safetensors, any usual wrapper or prefix), a
             Hugging Face ViT/DeiT directory, or an original JAX .npz.
         **overrides: config fields. `img_size` resamples the position table with the source

@@ -48,6 +48,22 @@ def model_header(model: nn.Module, class_names: list[str] | None = None,
     return header
 
 
+def save_model_file(model: nn.Module, path: str | Path, class_names: list[str] | None = None,
+                    preprocess: dict | None = None, dtype: torch.dtype | None = None,
+                    extra: dict | None = None) -> Path:
+    """One self-describing .safetensors file (config, classes, preprocessing in its metadata);
+    `dtype=torch.float16` halves it (how bundled models ship)."""
+    from safetensors.torch import save_file
+
+    header = {**model_header(model, class_names, preprocess), **(extra or {})}
+    sd = model_state_dict(model)
+    if dtype is not None:
+        sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
+    path = Path(path)
+    atomic_write(path, lambda tmp: save_file(sd, tmp, metadata={"vitkit": json.dumps(header)}))
+    return path
+
+
 def save_model(model: nn.Module, path: str | Path, class_names: list[str] | None = None,
                preprocess: dict | None = None) -> Path:
     """Write `path/model.safetensors` and `path/config.json`; returns the directory.
@@ -105,7 +121,9 @@ def safetensors_header(path: Path) -> dict | None:
 
 
 def read_model_file(path: Path, header: dict) -> LoadedCheckpoint:
-    return LoadedCheckpoint(path, FORMAT, _config_from(header, path), read_safetensors(path),
+    # Bundled models are stored in fp16 to stay small; models compute in fp32 (or autocast).
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in read_safetensors(path).items()}
+    return LoadedCheckpoint(path, FORMAT, _config_from(header, path), sd,
                             class_names=header.get("class_names"), extra=header)
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from ..checkpoint.hub import DEFAULT_TAGS
+from ..pretrained import list_bundled
 from ..registry import list_models, model_config
 
 
@@ -30,7 +32,9 @@ def run(args) -> int:
         rows.append({"name": name, "img_size": cfg.img_size[0], "patch": cfg.patch_size, "width": cfg.embed_dim,
                      "depth": cfg.depth, "heads": cfg.num_heads, "params_m": round(_params(cfg) / 1e6, 2),
                      "extras": ",".join(x for x in ("distilled" if cfg.distilled else "",
-                                                    f"rel_pos={cfg.rel_pos}" if cfg.rel_pos != "none" else "") if x)})
+                                                    f"rel_pos={cfg.rel_pos}" if cfg.rel_pos != "none" else "",
+                                                    "pretrained" if name in DEFAULT_TAGS else "") if x),
+                     "pretrained": f"hf-hub:timm/{name}.{DEFAULT_TAGS[name]}" if name in DEFAULT_TAGS else None})
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -41,4 +45,6 @@ def run(args) -> int:
     for r in rows:
         print(f"{r['name']:<40}{r['img_size']:>5}{r['patch']:>6}{r['width']:>6}{r['depth']:>6}{r['heads']:>6}"
               f"{r['params_m']:>11.2f}  {r['extras']}")
+    print("\npretrained: create_model(name, pretrained=True) or --init hf-hub:timm/NAME.TAG (Hugging Face cache); "
+          f"bundled, by name anywhere a checkpoint is taken: {', '.join(list_bundled()) or 'none'}")
     return 0

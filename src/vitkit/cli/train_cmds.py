@@ -23,7 +23,7 @@ _FLAGS = {
     "teacher": ("distill.teacher", str), "out": ("run.out", str), "seed": ("run.seed", int),
     "device": ("run.device", str), "max_steps": ("run.max_steps", int), "log_every": ("run.log_every", int),
     "precision": ("run.precision", str), "patch_dropout": ("model.patch_dropout", float),
-    "cache": ("data.cache", str),
+    "cache": ("data.cache", str), "budget_minutes": ("optim.budget_minutes", float),
 }
 _FINETUNE_DEFAULTS = ["optim.lr=1e-4", "optim.warmup_epochs=1", "optim.weight_decay=0.05", "model.drop_path_rate=0.1"]
 
@@ -61,10 +61,14 @@ def register(sub) -> None:
         p.add_argument("--cache", choices=["auto", "memory", "none"],
                        help="decode the data once into memory and augment batches as tensors (auto: when it fits)")
         p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+        p.add_argument("--budget-minutes", type=float, metavar="M",
+                       help="train for M minutes of wall time: schedule and progressive sizes follow the clock")
         p.add_argument("--log-every", type=int)
         p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (same run, same weights)")
         p.add_argument("--compile", action="store_true", help="torch.compile the model")
-        p.add_argument("--resume", action="store_true", help="continue RUN/last.pt in --out")
+        p.add_argument("--resume", nargs="?", const="yes", choices=["yes", "auto"],
+                       help="continue RUN/last.pt in --out; 'auto': continue when it exists, else start "
+                            "fresh (one command for a requeued job)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                        help="any other option, e.g. --set data.mixup=0.8 (repeatable)")
@@ -80,6 +84,8 @@ def register(sub) -> None:
                    help="auto: bf16 on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX), else fp32")
     p.add_argument("--tta", choices=["none", "flip"], default="none",
                    help="flip: average the logits of each image and its mirror")
+    p.add_argument("--knn", type=int, metavar="K",
+                   help="k-NN classifier on features instead of the head: DATA/train is the memory")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_eval)
 
@@ -100,12 +106,18 @@ def run_train(args) -> int:
         value = getattr(args, flag, None)
         if value is not None:
             sets.append(f"{key}={json.dumps(value) if isinstance(value, str) else value}")
-    for flag, key in (("deterministic", "run.deterministic"), ("compile", "run.compile"), ("resume", "run.resume")):
+    for flag, key in (("deterministic", "run.deterministic"), ("compile", "run.compile")):
         if getattr(args, flag):
             sets.append(f"{key}=true")
+    if args.resume == "yes":
+        sets.append("run.resume=true")
     if args.no_progress:
         sets.append("run.progress=false")
     cfg = load_train_config(args.config, sets, base=_FINETUNE_DEFAULTS if args.finetune else None)
+    if args.resume == "auto":
+        from pathlib import Path
+
+        cfg.run.resume = (Path(cfg.run.out) / "last.pt").exists()
     train(cfg)
     return 0
 
@@ -125,16 +137,21 @@ def run_eval(args) -> int:
     from ..train.evaluate import evaluate, make_eval_loader
     from ..train.predict import transform_for
 
+    if args.batch_size < 1 or args.workers < 0:
+        raise UsageError("--batch-size must be at least 1 and --workers at least 0")
     model = _load(args.checkpoint)
     folder = eval_folder(args.data, args.split)
+    if args.knn is not None:  # the head is not used: any class count, any label names
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        model.to(device)
+        return _run_knn(args, model, ImageFolderSafe(folder, transform_for(model)), folder, device,
+                        resolve_precision(args.precision, device))
     names = getattr(model, "class_names", None)
     ds = ImageFolderSafe(folder, transform_for(model), classes=names)
     if len(ds.classes) != model.cfg.num_classes:
         raise UsageError(f"{folder} has {len(ds.classes)} class folders but the model has {model.cfg.num_classes} classes")
     d = dist_utils.Dist(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(d.device)
-    if args.batch_size < 1 or args.workers < 0:
-        raise UsageError("--batch-size must be at least 1 and --workers at least 0")
     precision = resolve_precision(args.precision, d.device)
     m = evaluate(model, make_eval_loader(ds, args.batch_size, d, args.workers, False), d, len(ds.classes),
                  precision=precision, tta=args.tta)
@@ -150,6 +167,34 @@ def run_eval(args) -> int:
               + (", flip TTA)" if args.tta == "flip" else ")"))
         for c, acc in per_class.items():
             print(f"  {c:<20} {acc:6.2f}%")
+    return 0
+
+
+def _run_knn(args, model, test_ds, folder, device, precision) -> int:
+    """`eval --knn K`: features of DATA/train vote for each evaluation image (train/embed.py)."""
+    import torch
+
+    from ..train.data import ImageFolderSafe, resolve_data_root
+    from ..train.embed import embed_dataset, knn_classify
+    from ..train.predict import transform_for
+
+    if args.knn < 1:
+        raise UsageError(f"--knn {args.knn}: K must be at least 1")
+    train_dir = resolve_data_root(args.data) / "train"
+    if not train_dir.is_dir():
+        raise UsageError(f"--knn needs training images as the memory: {train_dir} does not exist")
+    train_ds = ImageFolderSafe(train_dir, transform_for(model), classes=test_ds.classes)
+    kw = dict(batch_size=args.batch_size, workers=args.workers, precision=precision, device=device)
+    mem, test = embed_dataset(model, train_ds, **kw), embed_dataset(model, test_ds, **kw)
+    pred = knn_classify(mem["features"], mem["labels"], test["features"], args.knn, len(test_ds.classes)).argmax(1)
+    top1 = 100.0 * (pred == test["labels"]).float().mean().item()
+    if args.json:
+        print(json.dumps({"checkpoint": args.checkpoint, "data": str(folder), "knn": args.knn,
+                          "memory": len(mem["labels"]), "images": len(test["labels"]), "top1": top1,
+                          "precision": precision}))
+    else:
+        print(f"{folder}: {len(test['labels'])} images, k-NN (k={args.knn}) over {len(mem['labels'])} "
+              f"training features: top-1 {top1:.2f}% ({precision})")
     return 0
 
 

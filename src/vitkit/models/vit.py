@@ -4,6 +4,7 @@
     model = vitkit.create_model("vit_tiny_patch4_32", num_classes=10).eval()
     logits = model(torch.randn(2, 3, 32, 32))                  # (2, 10)
     maps = model.get_attention_maps(torch.randn(1, 3, 32, 32))  # 12 × (1, 3, 65, 65)
+    feats = model.forward_intermediates(torch.randn(2, 3, 32, 32), indices=4, intermediates_only=True)  # 4 × (2, 192, 8, 8)
 
 Order as in timm's model files: model → init → config hooks. Blocks live in `vitkit.layers`.
 """
@@ -16,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 from ..config import ViTConfig
 from ..layers import Block, PatchEmbed, resample_pos_embed, sincos_2d_pos_embed
 from ..layers.relpos import build_rel_pos
+from .features import forward_intermediates
 
 _POS_CACHE_SIZE = 8
 
@@ -202,6 +204,14 @@ class VisionTransformer(nn.Module):
         x = self._run_blocks(x, grid, self.blocks[:-1])
         x = self.blocks[-1].forward_prefix(x, grid, self.num_prefix_tokens)  # (B, prefix, D)
         return self.forward_head(self.norm(x))
+
+    def forward_intermediates(self, x: torch.Tensor, indices=None, return_prefix_tokens: bool = False,
+                              norm: bool = False, stop_early: bool = False, output_fmt: str = "NCHW",
+                              intermediates_only: bool = False):
+        """Outputs of chosen blocks, timm's contract (models/features.py): `indices` None = all,
+        n = the last n, or a list; NCHW (B, D, H, W) or NLC (B, N, D); prefix tokens apart."""
+        return forward_intermediates(self, x, indices, return_prefix_tokens, norm, stop_early, output_fmt,
+                                     intermediates_only)
 
     @torch.no_grad()
     def get_attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:

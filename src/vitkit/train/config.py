@@ -79,6 +79,10 @@ class OptimOptions:
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_epochs: float = 5.0
     schedule: str = "cosine"  # "cosine" | "linear" (to min_lr; Li et al. 2020, budgeted training)
+    # Train for this many minutes of wall time (decoding and evaluation included) instead of a
+    # fixed step count: the lr schedule and progressive sizes follow the clock, epochs becomes an
+    # upper bound, and the final evaluation is fitted inside the budget. See train/budget.py.
+    budget_minutes: float | None = None
     accum_steps: int = 1
     clip_grad: float | None = 1.0
     ema_decay: float | None = None
@@ -185,6 +189,40 @@ def _apply_sets(cfg: TrainConfig, sets: list[str]) -> None:
         _update(cfg, section, {name: yaml.safe_load(raw) if raw else ""}, "--set")
 
 
+# Every numeric option's valid interval, checked before any work starts (one line, exit 2).
+# NaN fails every interval. Options absent here are free (e.g. the seed) or checked where used.
+RANGES: dict[str, str] = {
+    "model.img_size": "[1, inf)", "model.drop_path_rate": "[0, 1)", "model.patch_dropout": "[0, 1)",
+    "data.pad": "[0, inf)", "data.hflip": "[0, 1]", "data.ra_num_ops": "[0, inf)", "data.ra_magnitude": "[0, 30]",
+    "data.random_erasing": "[0, 1]", "data.mixup": "[0, inf)", "data.cutmix": "[0, inf)",
+    "data.label_smoothing": "[0, 1)", "data.crop_pct": "(0, 1]", "data.workers": "[0, inf)",
+    "data.cache_max_gb": "(0, inf)", "data.progressive_end": "(0, 1]", "data.subset": "(0, 1]",
+    "data.per_class": "[1, inf)",
+    "optim.epochs": "[1, inf)", "optim.batch_size": "[1, inf)", "optim.lr": "(0, inf)", "optim.min_lr": "[0, inf)",
+    "optim.weight_decay": "[0, inf)", "optim.warmup_epochs": "[0, inf)", "optim.budget_minutes": "(0, inf)",
+    "optim.accum_steps": "[1, inf)", "optim.clip_grad": "(0, inf)", "optim.ema_decay": "(0, 1)",
+    "optim.layer_decay": "(0, 1]",
+    "distill.alpha": "[0, 1]", "distill.tau": "(0, inf)",
+    "run.log_every": "[1, inf)", "run.eval_every": "[1, inf)", "run.max_steps": "[1, inf)",
+}
+
+
+def in_interval(value: float, interval: str) -> bool:
+    """`value` ∈ "[lo, hi)"-style interval; False for NaN."""
+    lo, hi = (float(x) for x in interval[1:-1].split(","))
+    above = value >= lo if interval[0] == "[" else value > lo
+    below = value <= hi if interval[-1] == "]" else value < hi
+    return bool(above and below)
+
+
+def check_ranges(cfg: "TrainConfig") -> None:
+    for key, interval in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is not None and not in_interval(value, interval):
+            raise UsageError(f"{key} must be in {interval}, got {value}")
+
+
 def load_train_config(recipe: str | Path | None = None, sets: list[str] | None = None,
                       base: list[str] | None = None) -> TrainConfig:
     """Defaults ← `base` (e.g. finetune's) ← YAML recipe ← `section.field=value` overrides."""
@@ -203,6 +241,7 @@ def load_train_config(recipe: str | Path | None = None, sets: list[str] | None =
         for section, values in data.items():
             _update(cfg, section, values, str(path))
     _apply_sets(cfg, sets or [])
+    check_ranges(cfg)
     return cfg
 
 

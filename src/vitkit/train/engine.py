@@ -49,10 +49,11 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
         skipped += bad
         micro = i % o.accum_steps
         if micro == 0:
-            lr = lr_at(run.step, run.total_steps, run.warmup_steps, o.lr, o.min_lr, o.schedule)
+            lr = lr_at(run.step, run.total_steps, run.warmup_steps, o.lr, o.min_lr, o.schedule,
+                       budget_used=run.clock.fraction())
             set_lr(run.optimizer, lr)
             size = size_at(cfg.data.progressive, cfg.data.progressive_end,
-                           run.step / max(run.total_steps, 1), run.size)
+                           run.clock.progress(run.step, run.total_steps), run.size)
         if x is not None:
             x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
             x = resize_batch(x, size)
@@ -67,8 +68,10 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
             window_seen += x.shape[0]
         if micro != o.accum_steps - 1:
             continue
-        global_loss = dist_utils.all_reduce_sum(step_loss.clone(), d) / d.world
-        value = global_loss.item()
+        # One all-reduce carries the loss and, for a time budget, each rank's projected end, so
+        # every rank takes the same lr, size and stop decision (train/budget.py).
+        both = torch.stack([step_loss, step_loss.new_tensor(run.clock.projected_s())])
+        value, run.clock.synced_s = (dist_utils.all_reduce_sum(both, d) / d.world).tolist()
         if not math.isfinite(value):
             raise TrainingDiverged(
                 f"loss became {value} at epoch {epoch + 1}, step {run.step + 1}; stopped before updating "
@@ -90,7 +93,7 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
             run.log.write(kind="step", epoch=epoch + 1, step=run.step, loss=value, lr=lr, img_s=ips,
                           size=size, time=now)
             window_t, window_seen = now, 0
-        if cfg.run.max_steps is not None and run.step >= cfg.run.max_steps:
+        if (cfg.run.max_steps is not None and run.step >= cfg.run.max_steps) or run.clock.exhausted():
             stop = True
             break
     bar.close()

@@ -33,8 +33,11 @@ def _end_of_epoch(run: Run, epoch: int, stats: dict) -> dict:
     cfg, d = run.cfg, run.d
     o = cfg.optim
     evaluated = (epoch + 1) % max(cfg.run.eval_every, 1) == 0 or epoch + 1 == o.epochs or stats["stop"]
+    t_eval = time.time()
     metrics = evaluate(run.primary, run.val_loader, d, len(run.classes), precision=run.precision,
                        tta=cfg.run.eval_tta) if evaluated else {"loss": None, "top1": None, "top5": None}
+    if evaluated:  # a time budget keeps this much free for the final evaluation
+        run.clock.reserve_s = time.time() - t_eval
     is_best = evaluated and metrics["top1"] > run.best
     run.best = max(run.best, metrics["top1"]) if evaluated else run.best
     record = {"kind": "epoch", "epoch": epoch + 1, "step": run.step, "train_loss": stats["train_loss"],
@@ -50,7 +53,8 @@ def _end_of_epoch(run: Run, epoch: int, stats: dict) -> dict:
               + (f", {record['skipped_images']} unreadable images skipped" if record["skipped_images"] else "")
               + ")", flush=True)
         state = dict(optimizer=run.optimizer, ema=run.ema, epoch=epoch, step=run.step, best_top1=run.best,
-                     class_names=run.classes, preprocess=run.preprocess, train_config=cfg.to_dict())
+                     class_names=run.classes, preprocess=run.preprocess, train_config=cfg.to_dict(),
+                     spent_s=run.clock.spent_s())
         save_train_state(run.out / "last.pt", model=run.raw_model, **state)
         if is_best:
             save_train_state(run.out / "best.pt", model=run.primary, **state)
@@ -60,6 +64,11 @@ def _end_of_epoch(run: Run, epoch: int, stats: dict) -> dict:
 
 def _train(run: Run) -> dict:
     record: dict = {}
+    if run.clock.exhausted():
+        if run.d.is_main:
+            print(f"vitkit train: the time budget of {run.cfg.optim.budget_minutes:g} min is already spent; "
+                  f"nothing to train", flush=True)
+        return record
     for epoch in range(run.start_epoch, run.cfg.optim.epochs):
         # The global RNG (dropout, drop path, PatchDropout, MixUp) restarts from (seed, epoch,
         # rank) each epoch, so a run resumed at an epoch boundary continues exactly.

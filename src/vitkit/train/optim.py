@@ -61,15 +61,18 @@ def build_optimizer(model: nn.Module, o: OptimOptions) -> torch.optim.Optimizer:
 SCHEDULES = ("cosine", "linear")
 
 
-def lr_at(step: int, total: int, warmup: int, base: float, minimum: float, shape: str = "cosine") -> float:
+def lr_at(step: int, total: int, warmup: int, base: float, minimum: float, shape: str = "cosine",
+          budget_used: float = 0.0) -> float:
     """Linear warmup from 0 to `base` over `warmup` steps, then cosine or linear down to `minimum`.
 
     Linear decay to (near) zero at the end of the budget is what Li et al. 2020 found best when
-    the number of steps is fixed in advance; cosine is the DeiT/timm default.
+    the number of steps is fixed in advance; cosine is the DeiT/timm default. `budget_used` ∈
+    [0, 1] (a wall-clock budget, train/budget.py) moves the decay on when time runs out before
+    the steps do; warmup stays in steps.
     """
     if step < warmup:
         return base * (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    t = max(min(1.0, (step - warmup) / max(1, total - warmup)), budget_used)
     if shape == "linear":
         return minimum + (base - minimum) * (1.0 - t)
     return minimum + 0.5 * (base - minimum) * (1 + math.cos(math.pi * t))

@@ -25,8 +25,9 @@ from ..models import build_any, config_from_dict
 from ..models.resnet import CNN_MODELS, CNNConfig
 from ..registry import model_config
 from . import distributed as dist_utils
-from .config import OptimOptions, TrainConfig, save_train_config
+from .config import OptimOptions, TrainConfig, check_ranges, save_train_config
 from .config import config_from_dict as train_config_from_dict
+from .budget import Clock, process_start_time
 from .data import ShardSampler, batch_mixer, build_datasets, make_loader, resolve_data_root
 from .ema import ModelEma
 from .evaluate import make_eval_loader
@@ -137,6 +138,7 @@ class Run:
     warmup_steps: int
     preprocess: dict
     log: MetricsLog
+    clock: Clock
     start_epoch: int = 0
     step: int = 0
     best: float = -1.0
@@ -178,8 +180,10 @@ def _check_options(cfg: TrainConfig, d: dist_utils.Dist) -> None:
                          f"steps ({d.world} × {o.accum_steps})")
     if cfg.run.eval_tta not in ("none", "flip"):
         raise UsageError(f"run.eval_tta={cfg.run.eval_tta!r}: choose none or flip")
-    if not 0.0 <= cfg.model.patch_dropout < 1.0:
-        raise UsageError(f"model.patch_dropout must be in [0, 1), got {cfg.model.patch_dropout}")
+    check_ranges(cfg)  # configs built in Python skip load_train_config's check
+    if o.budget_minutes is not None and cfg.run.deterministic:
+        raise UsageError("a time budget (optim.budget_minutes) makes the step count depend on speed; "
+                         "it cannot be --deterministic")
 
 
 def _loaders(cfg: TrainConfig, d: dist_utils.Dist, data, size: int, per_proc: int, sampler: ShardSampler):
@@ -245,8 +249,9 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
     ema = ModelEma(model, o.ema_decay) if o.ema_decay else None
     criterion = _build_criterion(cfg, d.device)
     mixer = batch_mixer(cfg.data, len(data.classes))
-    start_epoch, step, best = 0, 0, -1.0
+    start_epoch, step, best, spent = 0, 0, -1.0, 0.0
     if resume is not None:
+        spent = float(resume.get("spent_s", 0.0))
         optimizer.load_state_dict(resume["optimizer"])
         if ema is not None and resume.get("ema_state") is not None:
             ema.module.load_state_dict(resume["ema_state"])
@@ -277,6 +282,9 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
               f"{len(data.classes)} classes, {d.world} process(es) on {d.device.type}, {steps_per_epoch} "
               f"steps/epoch, {precision}, {'SDPA' if fused else 'explicit'} attention, out {out}", flush=True)
         print(f"vitkit train: {describe_device(d.device)}", flush=True)
+        if o.budget_minutes:
+            print(f"vitkit train: time budget {o.budget_minutes:g} min (schedule and sizes follow the clock; "
+                  f"at most {o.epochs} epochs)", flush=True)
         log.write(kind="start", time=t_start, resumed=resume is not None,
                   device=describe_device(d.device), precision=precision)
     return Run(cfg=cfg, d=d, out=out, model=model, raw_model=raw_model, optimizer=optimizer, ema=ema,
@@ -284,4 +292,4 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
                train_loader=train_loader, val_loader=val_loader, n_train=n_train, n_val=n_val, size=size,
                precision=precision, steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * o.epochs,
                warmup_steps=int(round(o.warmup_epochs * steps_per_epoch)), preprocess=preprocess, log=log,
-               start_epoch=start_epoch, step=step, best=best, cache_skipped=cache_skipped)
+               clock=Clock(o.budget_minutes, process_start_time(), spent), start_epoch=start_epoch, step=step, best=best, cache_skipped=cache_skipped)
