@@ -18,7 +18,7 @@ import torch
 
 from ..config import ViTConfig
 from .errors import CheckpointError
-from .io import read_safetensors, read_torch_file
+from .io import read_tensor_file, weights_in
 
 _ACTS = {"gelu": "gelu", "gelu_python": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
          "gelu_fast": "gelu_tanh", "gelu_python_tanh": "gelu_tanh"}
@@ -152,10 +152,9 @@ def class_names_from_hf(hf: dict, num_classes: int) -> list[str] | None:
 
 def read_hf_dir(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     hf = json.loads((path / "config.json").read_text())
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (path / name).exists():
-            raw = read_safetensors(path / name) if name.endswith(".safetensors") else read_torch_file(path / name)
-            return hf, raw
+    weights = weights_in(path)
+    if weights is not None:
+        return hf, read_tensor_file(weights)
     raise CheckpointError(f"{path}: Hugging Face config.json found but no model.safetensors or pytorch_model.bin "
                           f"(sharded checkpoints are not supported)")
 

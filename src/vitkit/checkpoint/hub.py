@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import CheckpointError
+from .io import WEIGHT_FILES
 
 PREFIX = "hf-hub:"
 
@@ -77,7 +78,7 @@ def download(spec: str) -> Path:
 
     try:
         config = get("config.json")
-        for weights in ("model.safetensors", "pytorch_model.bin"):
+        for weights in WEIGHT_FILES:
             try:
                 get(weights)
                 break

@@ -62,6 +62,14 @@ def read_tensor_file(path: Path) -> dict[str, Any]:
     return obj
 
 
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # Hub repos (timm and transformers), preferred first
+
+
+def weights_in(folder: Path) -> Path | None:
+    """The weights file of a Hub-layout folder: model.safetensors, else pytorch_model.bin."""
+    return next((folder / n for n in WEIGHT_FILES if (folder / n).exists()), None)
+
+
 def atomic_write(path: Path, write) -> None:
     """Write through `write(tmp_path)` into a temporary file beside `path`, fsync, then rename.
 

@@ -20,7 +20,7 @@ from ..config import ConfigError
 from ..models import build_model
 from . import hf_format, hub, jax_format, native, timm_format
 from .errors import CheckpointError
-from .io import read_tensor_file
+from .io import read_tensor_file, weights_in
 from .loaded import LoadedCheckpoint
 from .surgery import HEAD_KEYS, adapt_state_dict, load_weights, strip_prefixes, unwrap_state_dict
 
@@ -100,7 +100,7 @@ def _read_timm_dir(path: Path, header: dict, known: dict) -> LoadedCheckpoint:
     """A timm Hub snapshot: weights named as timm's, and a pretrained_cfg with the preprocessing."""
     from ..registry import MODELS
 
-    weights = next((path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).exists()), None)
+    weights = weights_in(path)
     if weights is None:
         raise CheckpointError(f"{path}: timm config.json found but no model.safetensors or pytorch_model.bin")
     sd = strip_prefixes(unwrap_state_dict(read_tensor_file(weights)))

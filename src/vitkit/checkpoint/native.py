@@ -74,15 +74,11 @@ def save_model(model: nn.Module, path: str | Path, class_names: list[str] | None
         class_names: optional label names, stored so predictions can print them.
         preprocess: optional eval preprocessing (img_size, mean, std, crop_pct, interpolation).
     """
-    from safetensors.torch import save_file
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"{path}: exists and is not a directory")
-    header = model_header(model, class_names, preprocess)
-    text = json.dumps(header, indent=2)
-    sd = model_state_dict(model)
-    atomic_write(path / "model.safetensors", lambda tmp: save_file(sd, tmp, metadata={"vitkit": text}))
+    save_model_file(model, path / "model.safetensors", class_names, preprocess)
+    text = json.dumps(model_header(model, class_names, preprocess), indent=2)
     atomic_write(path / "config.json", lambda tmp: Path(tmp).write_text(text + "\n"))
     return path
 

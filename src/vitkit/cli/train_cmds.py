@@ -172,8 +172,6 @@ def run_eval(args) -> int:
 
 def _run_knn(args, model, test_ds, folder, device, precision) -> int:
     """`eval --knn K`: features of DATA/train vote for each evaluation image (train/embed.py)."""
-    import torch
-
     from ..train.data import ImageFolderSafe, resolve_data_root
     from ..train.embed import embed_dataset, knn_classify
     from ..train.predict import transform_for

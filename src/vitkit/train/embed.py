@@ -56,8 +56,6 @@ def pooled_features(model, x: torch.Tensor, layer: int | None, pool: str) -> tor
                                       intermediates_only=True, stop_early=True)[0]
     patches, prefix = out if isinstance(out, tuple) else (out, None)  # (B, N, D), (B, prefix, D)
     if pool == "cls":
-        if prefix is None:
-            raise UsageError("--pool cls: this model has no [class] token; use --pool mean")
         return prefix[:, 0]  # (B, D)
     return patches.mean(dim=1)  # (B, N, D) → (B, D)
 
@@ -68,6 +66,8 @@ def embed_dataset(model, ds, layer: int | None = None, pool: str = "auto", batch
     """{'features': (N, D) float32, 'labels': (N,), 'paths': [N], 'skipped': [paths]} for an ImageFolder."""
     if pool not in ("auto", "cls", "mean"):
         raise UsageError(f"--pool {pool!r}: choose auto, cls or mean")
+    if pool == "cls" and not model.num_prefix_tokens:
+        raise UsageError("--pool cls: this model has no [class] token; use --pool mean")
     depth = len(model.blocks)
     if layer is not None and not -depth <= layer < depth:
         raise UsageError(f"--layer {layer} is out of range for {depth} blocks (0..{depth - 1}, or negative)")
