@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from .. import __version__
-from ..errors import USER_ERRORS, TrainingDiverged
+from ..errors import EXIT_PREEMPTED, USER_ERRORS, CheckpointWriteFailed, Preempted, TrainingDiverged
 from . import checkpoint_cmds, embed_cmds, model_cmds, train_cmds, viz_cmds
 
 COMMAND_MODULES = [model_cmds, train_cmds, embed_cmds, checkpoint_cmds, viz_cmds]
@@ -47,11 +47,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except TrainingDiverged as e:  # a run that failed, not a bad argument: exit 1
+    except (TrainingDiverged, CheckpointWriteFailed) as e:  # a run that failed, not a bad argument: exit 1
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except Preempted as e:  # not an error of the run: it can go on (README "When a run is interrupted")
+        print(f"vitkit: {e}", file=sys.stderr)
+        return EXIT_PREEMPTED
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -24,6 +24,7 @@ _FLAGS = {
     "device": ("run.device", str), "max_steps": ("run.max_steps", int), "log_every": ("run.log_every", int),
     "precision": ("run.precision", str), "patch_dropout": ("model.patch_dropout", float),
     "cache": ("data.cache", str), "budget_minutes": ("optim.budget_minutes", float),
+    "checkpoint_every": ("run.checkpoint_every", str),
 }
 _FINETUNE_DEFAULTS = ["optim.lr=1e-4", "optim.warmup_epochs=1", "optim.weight_decay=0.05", "model.drop_path_rate=0.1"]
 
@@ -64,6 +65,8 @@ def register(sub) -> None:
         p.add_argument("--budget-minutes", type=float, metavar="M",
                        help="train for M minutes of wall time: schedule and progressive sizes follow the clock")
         p.add_argument("--log-every", type=int)
+        p.add_argument("--checkpoint-every", metavar="N|TIME",
+                       help="also write last.pt mid-epoch: every N steps (500) or by time (10m, 90s, 1h)")
         p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (same run, same weights)")
         p.add_argument("--compile", action="store_true", help="torch.compile the model")
         p.add_argument("--resume", nargs="?", const="yes", choices=["yes", "auto"],

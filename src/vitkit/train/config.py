@@ -112,6 +112,9 @@ class RunOptions:
     log_every: int = 20
     eval_every: int = 1  # evaluate every N epochs (always after the last)
     max_steps: int | None = None  # stop early after this many optimizer steps (smoke tests)
+    # Also write last.pt mid-epoch: every N optimizer steps ("500") or by wall time ("10m", "90s",
+    # "1h"); None: at epoch ends only. See train/checkpointing.py.
+    checkpoint_every: str | None = None
     progress: bool = True
 
 
@@ -221,6 +224,9 @@ def check_ranges(cfg: "TrainConfig") -> None:
         value = getattr(getattr(cfg, section), name)
         if value is not None and not in_interval(value, interval):
             raise UsageError(f"{key} must be in {interval}, got {value}")
+    from .checkpointing import parse_every  # late: it imports torch
+
+    parse_every(cfg.run.checkpoint_every)
 
 
 def load_train_config(recipe: str | Path | None = None, sets: list[str] | None = None,

@@ -19,6 +19,7 @@ from torchvision.transforms import v2 as T
 from ..errors import UsageError
 from .config import DataOptions
 from .images import open_rgb
+from .preempt import ignore_stop_signals
 
 _INTERP = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
            "nearest": InterpolationMode.NEAREST}
@@ -202,9 +203,12 @@ class ShardSampler(Sampler):
         self.n, self.rank, self.world, self.shuffle, self.seed = n, rank, world, shuffle, seed
         self.global_batch = global_batch
         self.epoch = 0
+        self.skip = 0  # leading samples of this epoch already trained (a run resumed mid-epoch)
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, skip_batches: int = 0, per_proc_batch: int = 0) -> None:
+        """`skip_batches` batches of `per_proc_batch` samples were trained before a checkpoint."""
         self.epoch = epoch
+        self.skip = skip_batches * per_proc_batch
 
     def _order(self) -> list[int]:
         if not self.shuffle:
@@ -216,13 +220,13 @@ class ShardSampler(Sampler):
         order = self._order()
         usable = (len(order) // self.global_batch) * self.global_batch
         # Global batch b = order[b*G:(b+1)*G]; this process takes every world-th sample of it.
-        return iter([(i, self.epoch) for i in order[self.rank:usable:self.world]])
+        return iter([(i, self.epoch) for i in order[self.rank:usable:self.world][self.skip:]])
 
     def __len__(self) -> int:
-        return (self.n // self.global_batch) * self.global_batch // self.world
+        return max(0, (self.n // self.global_batch) * self.global_batch // self.world - self.skip)
 
 
 def make_loader(ds, batch_size: int, sampler, workers: int, pin: bool, seed: int = 0) -> DataLoader:
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin,
                       persistent_workers=workers > 0, collate_fn=collate_skip_bad, drop_last=False,
-                      generator=torch.Generator().manual_seed(seed))
+                      generator=torch.Generator().manual_seed(seed), worker_init_fn=ignore_stop_signals)

@@ -1,9 +1,11 @@
 """One epoch of training (DeiT's `train_one_epoch`): batches → loss → step, nothing else.
 
 Setup lives in `setup.py`, evaluation in `evaluate.py`, checkpoints and the epoch loop in
-`loop.py`. Per step: lr from the schedule, the batch resized for progressive training, MixUp /
-CutMix, forward under the resolved precision, backward, one all-reduce of the loss (so every
-rank stops together on NaN), clipping, the optimizer, EMA.
+`loop.py`. Per step: the RNG seeded from (seed, step, rank), lr from the schedule, the batch
+resized for progressive training, MixUp / CutMix, forward under the resolved precision,
+backward, one all-reduce of the loss, the budget clock and the stop flag (so every rank stops
+together on NaN, on a spent budget or on a signal), clipping, the optimizer, EMA, and a
+mid-epoch checkpoint when one is due (checkpointing.py).
 """
 from __future__ import annotations
 
@@ -19,9 +21,16 @@ from tqdm import tqdm
 from ..errors import TrainingDiverged
 from ..hardware import autocast
 from . import distributed as dist_utils
+from .checkpointing import write_checkpoint
 from .optim import lr_at, set_lr
 from .progressive import size_at
-from .setup import Run
+from .setup import Run, seed_everything
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The RNG seed of one optimizer step (dropout, drop path, PatchDropout, MixUp): a function of
+    where the run is, not of what ran before, so a run resumed at any step draws the same numbers."""
+    return (seed * 1_000_003 + step * 1_009 + rank) % (2**63)
 
 
 def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -32,23 +41,26 @@ def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def train_one_epoch(run: Run, epoch: int) -> dict:
-    """Train one epoch; returns its statistics and whether `max_steps` was reached."""
+    """Train one epoch (from batch `run.start_batch` when resumed into it); returns its statistics
+    and `stop`: None, "max_steps", "budget" or "signal"."""
     cfg, d, o = run.cfg, run.d, run.cfg.optim
-    run.sampler.set_epoch(epoch)
+    first = run.start_batch if epoch == run.start_epoch else 0  # batches already trained
+    run.sampler.set_epoch(epoch, first, o.batch_size // (d.world * o.accum_steps))
     run.model.train()
     run.criterion.train()
     t_epoch, seen, skipped, loss_sum, loss_n = time.time(), 0, 0, 0.0, 0
     window_t, window_seen = time.time(), 0
-    lr, stop = 0.0, False
-    bar = tqdm(total=run.steps_per_epoch, desc=f"epoch {epoch + 1}/{o.epochs}",
+    lr, stop = 0.0, None
+    bar = tqdm(total=run.steps_per_epoch, initial=first // o.accum_steps, desc=f"epoch {epoch + 1}/{o.epochs}",
                disable=not (d.is_main and cfg.run.progress and sys.stderr.isatty()),  # no bar in logs
                dynamic_ncols=True, leave=True)
     step_loss = torch.zeros((), device=d.device)
     size = run.size
-    for i, (x, y, bad) in enumerate(run.train_loader):
+    for i, (x, y, bad) in enumerate(run.train_loader, start=first):
         skipped += bad
         micro = i % o.accum_steps
         if micro == 0:
+            seed_everything(step_seed(cfg.run.seed, run.step, d.rank))
             lr = lr_at(run.step, run.total_steps, run.warmup_steps, o.lr, o.min_lr, o.schedule,
                        budget_used=run.clock.fraction())
             set_lr(run.optimizer, lr)
@@ -68,10 +80,12 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
             window_seen += x.shape[0]
         if micro != o.accum_steps - 1:
             continue
-        # One all-reduce carries the loss and, for a time budget, each rank's projected end, so
-        # every rank takes the same lr, size and stop decision (train/budget.py).
-        both = torch.stack([step_loss, step_loss.new_tensor(run.clock.projected_s())])
-        value, run.clock.synced_s = (dist_utils.all_reduce_sum(both, d) / d.world).tolist()
+        # One all-reduce carries the loss, each rank's projected end for a time budget (budget.py)
+        # and whether a signal reached it (preempt.py), so every rank takes the same lr, size and
+        # stop decision: one rank signalled stops all after this step, none hangs.
+        packed = torch.stack([step_loss, step_loss.new_tensor(run.clock.projected_s()),
+                              step_loss.new_tensor(float(run.stop.requested))])
+        value, run.clock.synced_s, signalled = (dist_utils.all_reduce_sum(packed, d) / d.world).tolist()
         if not math.isfinite(value):
             raise TrainingDiverged(
                 f"loss became {value} at epoch {epoch + 1}, step {run.step + 1}; stopped before updating "
@@ -93,8 +107,18 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
             run.log.write(kind="step", epoch=epoch + 1, step=run.step, loss=value, lr=lr, img_s=ips,
                           size=size, time=now)
             window_t, window_seen = now, 0
-        if (cfg.run.max_steps is not None and run.step >= cfg.run.max_steps) or run.clock.exhausted():
-            stop = True
+        if cfg.run.max_steps is not None and run.step >= cfg.run.max_steps:
+            stop = "max_steps"
+        elif run.clock.exhausted():
+            stop = "budget"
+        elif signalled > 0:
+            stop = "signal"
+        at_epoch_end = i + 1 == len(run.train_loader) + first
+        due = run.checkpoint_every is not None and run.checkpoint_every.due(run.step, time.time() - run.last_ckpt_t)
+        if d.is_main and (stop == "signal" or (due and not stop and not at_epoch_end)):
+            # (epoch, i + 1): the next batch to train; the epoch end writes its own checkpoint.
+            write_checkpoint(run, "last.pt", run.raw_model, epoch, (epoch, i + 1))
+        if stop:
             break
     bar.close()
     skipped_t = dist_utils.all_reduce_sum(torch.tensor([skipped], device=d.device), d)

@@ -8,13 +8,15 @@ from torch.utils.data import DataLoader
 from ..hardware import autocast
 from . import distributed as dist_utils
 from .data import collate_skip_bad
+from .preempt import ignore_stop_signals
 
 
 def make_eval_loader(ds, batch_size: int, d: dist_utils.Dist, workers: int, pin: bool) -> DataLoader:
     """Each process takes every world-th image, no padding, so every image counts exactly once."""
     indices = list(range(d.rank, len(ds), d.world))
     return DataLoader(torch.utils.data.Subset(ds, indices), batch_size=batch_size, shuffle=False,
-                      num_workers=workers, pin_memory=pin, collate_fn=collate_skip_bad)
+                      num_workers=workers, pin_memory=pin, collate_fn=collate_skip_bad,
+                      worker_init_fn=ignore_stop_signals)
 
 
 @torch.no_grad()

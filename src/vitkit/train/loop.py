@@ -5,18 +5,23 @@
 
 setup (setup.py) → for each epoch: train_one_epoch (engine.py) → evaluate (evaluate.py) →
 checkpoints. Only rank 0 writes (checkpoints, metrics.jsonl, config.yaml). Checkpoints are
-written at the end of each epoch, atomically; `--resume` continues from RUN/last.pt.
+written atomically at the end of each epoch and, with `run.checkpoint_every`, mid-epoch
+(checkpointing.py); `--resume` continues from RUN/last.pt, at the batch where it stopped.
+SIGTERM / SIGINT / SIGUSR1 stop after the current step with last.pt written (preempt.py).
 """
 from __future__ import annotations
 
 import time
 
+import torch
+
 from . import distributed as dist_utils
 from .config import TrainConfig
 from .engine import train_one_epoch
 from .evaluate import evaluate
+from .checkpointing import write_checkpoint
+from .preempt import Preempted
 from .setup import Run, seed_everything, setup, wants_new_head  # noqa: F401  (wants_new_head: public)
-from .state import save_train_state
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -52,14 +57,19 @@ def _end_of_epoch(run: Run, epoch: int, stats: dict) -> dict:
               f"{record['img_s']:.0f} img/s"
               + (f", {record['skipped_images']} unreadable images skipped" if record["skipped_images"] else "")
               + ")", flush=True)
-        state = dict(optimizer=run.optimizer, ema=run.ema, epoch=epoch, step=run.step, best_top1=run.best,
-                     class_names=run.classes, preprocess=run.preprocess, train_config=cfg.to_dict(),
-                     spent_s=run.clock.spent_s())
-        save_train_state(run.out / "last.pt", model=run.raw_model, **state)
+        # best first: a failed write of best.pt then leaves last.pt at the previous epoch, consistent
         if is_best:
-            save_train_state(run.out / "best.pt", model=run.primary, **state)
+            write_checkpoint(run, "best.pt", run.primary, epoch + 1, (epoch + 1, 0))
+        write_checkpoint(run, "last.pt", run.raw_model, epoch + 1, (epoch + 1, 0))
     dist_utils.barrier(d)
     return record
+
+
+def _stopped(run: Run, where: str):
+    """Every rank reaches this together (the stop flag was all-reduced); rank 0 has written last."""
+    dist_utils.barrier(run.d)  # no rank exits while rank 0 still writes
+    return Preempted(f"stopped by {run.stop.name} {where} (step {run.step}); {run.out / 'last.pt'} holds it. "
+                     f"Continue with the same command plus --resume auto (or: vitkit train --out {run.out} --resume)")
 
 
 def _train(run: Run) -> dict:
@@ -69,12 +79,22 @@ def _train(run: Run) -> dict:
             print(f"vitkit train: the time budget of {run.cfg.optim.budget_minutes:g} min is already spent; "
                   f"nothing to train", flush=True)
         return record
-    for epoch in range(run.start_epoch, run.cfg.optim.epochs):
-        # The global RNG (dropout, drop path, PatchDropout, MixUp) restarts from (seed, epoch,
-        # rank) each epoch, so a run resumed at an epoch boundary continues exactly.
-        seed_everything(run.cfg.run.seed * 1000 + epoch * 10 + run.d.rank)
-        stats = train_one_epoch(run, epoch)
-        record = _end_of_epoch(run, epoch, stats)
-        if stats["stop"]:
-            break
+    run.stop.install()
+    try:
+        for epoch in range(run.start_epoch, run.cfg.optim.epochs):
+            # The RNG is also reseeded per step (engine.step_seed); this covers what runs before
+            # the first step (e.g. the folder loader's first batch with workers=0).
+            seed_everything(run.cfg.run.seed * 1000 + epoch * 10 + run.d.rank)
+            stats = train_one_epoch(run, epoch)
+            if stats["stop"] == "signal":
+                raise _stopped(run, f"in epoch {epoch + 1}")
+            record = _end_of_epoch(run, epoch, stats)
+            if stats["stop"]:
+                break
+            # A signal during the evaluation: last.pt was just written at this epoch's end.
+            flag = torch.tensor([float(run.stop.requested)], device=run.d.device)
+            if dist_utils.all_reduce_sum(flag, run.d).item() > 0:
+                raise _stopped(run, f"after epoch {epoch + 1}")
+    finally:
+        run.stop.uninstall()
     return record

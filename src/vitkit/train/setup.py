@@ -34,7 +34,9 @@ from .evaluate import make_eval_loader
 from .losses import DistillationLoss
 from .optim import SCHEDULES, build_optimizer
 from .progressive import check_progressive
-from .state import load_train_state
+from .checkpointing import parse_every
+from .preempt import StopRequest
+from .state import load_train_state, resume_position
 from .tensor_data import TensorLoader, build_tensor_set, use_tensor_path
 
 
@@ -140,15 +142,36 @@ class Run:
     log: MetricsLog
     clock: Clock
     start_epoch: int = 0
+    start_batch: int = 0  # the first batch of start_epoch to train (> 0: resumed mid-epoch)
     step: int = 0
     best: float = -1.0
     cache_skipped: int = 0  # unreadable images left out when the tensor cache was built
     extra: dict = field(default_factory=dict)
+    checkpoint_every: Any = None  # checkpointing.Every | None
+    last_ckpt_t: float = field(default_factory=time.time)
+    stop: StopRequest = field(default_factory=StopRequest)
 
     @property
     def primary(self) -> nn.Module:
         """The weights evaluated and kept as best: the EMA when there is one."""
         return self.ema.module if self.ema is not None else self.raw_model
+
+
+def elastic_restart() -> bool:
+    """True in a worker that torchrun restarted (`--max-restarts`) after a failure."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
+
+
+def drop_metrics_after(path: Path, step: int) -> None:
+    """Keep metrics.jsonl records up to the resumed checkpoint's step: the steps after it are
+    trained again, and each must appear once (also after several restarts)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    from ..checkpoint.io import atomic_write
+
+    atomic_write(path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in kept)))
 
 
 def _resume_config(cfg: TrainConfig, out: Path):
@@ -216,6 +239,8 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
     t_start = time.time()  # wall time counts decoding and setup, not only steps
     out = Path(cfg.run.out)
     resume = None
+    if elastic_restart() and (out / "last.pt").exists():
+        cfg.run.resume = True  # torchrun --max-restarts: a restarted worker continues by itself
     if cfg.run.resume:
         cfg, resume = _resume_config(cfg, out)
     if resume is None and (out / "last.pt").exists():
@@ -249,13 +274,13 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
     ema = ModelEma(model, o.ema_decay) if o.ema_decay else None
     criterion = _build_criterion(cfg, d.device)
     mixer = batch_mixer(cfg.data, len(data.classes))
-    start_epoch, step, best, spent = 0, 0, -1.0, 0.0
+    start_epoch, start_batch, step, best, spent = 0, 0, 0, -1.0, 0.0
     if resume is not None:
         spent = float(resume.get("spent_s", 0.0))
         optimizer.load_state_dict(resume["optimizer"])
         if ema is not None and resume.get("ema_state") is not None:
             ema.module.load_state_dict(resume["ema_state"])
-        start_epoch, step, best = resume["epoch"] + 1, resume["step"], resume["best_top1"]
+        (start_epoch, start_batch), step, best = resume_position(resume), resume["step"], resume["best_top1"]
 
     raw_model = model
     if cfg.run.compile:
@@ -276,6 +301,8 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
     log = MetricsLog(out / "metrics.jsonl", d.is_main)
     if d.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        if resume is not None:
+            drop_metrics_after(out / "metrics.jsonl", step)
         save_train_config(cfg, out / "config.yaml")
         n_params = sum(p.numel() for p in raw_model.parameters()) / 1e6
         print(f"vitkit train: {cfg.model.name}, {n_params:.2f}M params, {n_train} train / {n_val} val images, "
@@ -292,4 +319,6 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
                train_loader=train_loader, val_loader=val_loader, n_train=n_train, n_val=n_val, size=size,
                precision=precision, steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * o.epochs,
                warmup_steps=int(round(o.warmup_epochs * steps_per_epoch)), preprocess=preprocess, log=log,
-               clock=Clock(o.budget_minutes, process_start_time(), spent), start_epoch=start_epoch, step=step, best=best, cache_skipped=cache_skipped)
+               clock=Clock(o.budget_minutes, process_start_time(), spent), start_epoch=start_epoch,
+               start_batch=start_batch, step=step, best=best, cache_skipped=cache_skipped,
+               checkpoint_every=parse_every(cfg.run.checkpoint_every))

@@ -1,8 +1,8 @@
 """Training checkpoints: RUN/last.pt and RUN/best.pt, one atomic file each.
 
-A file holds the model config and weights, optimizer, EMA, RNG states, epoch, step, best
-accuracy, class names, preprocessing and the resolved training config, all as tensors and plain
-containers, so `torch.load(weights_only=True)` reads it without running pickled code.
+A file holds the model config and weights, optimizer, EMA, RNG states, epoch, step, the
+position in the epoch (train/checkpointing.py), best accuracy, class names, preprocessing and
+the resolved training config, all as tensors and plain containers, so `torch.load(weights_only=True)` reads it without running pickled code.
 """
 from __future__ import annotations
 
@@ -38,14 +38,22 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_train_state(path: Path, *, model, optimizer, ema, epoch: int, step: int, best_top1: float,
                      class_names: list[str], preprocess: dict, train_config: dict,
-                     spent_s: float = 0.0) -> None:
+                     spent_s: float = 0.0, position: list[int] | None = None) -> None:
     obj = {"format": TRAIN_FORMAT, "model": model.cfg.to_dict(), "model_state": model_state_dict(model),
            "optimizer": optimizer.state_dict(), "ema_state": model_state_dict(ema.module) if ema else None,
            "rng": rng_state(), "epoch": epoch, "step": step, "best_top1": best_top1,
            "class_names": list(class_names), "preprocess": preprocess, "train_config": train_config,
-           "spent_s": spent_s}  # wall seconds of the run so far (a time budget continues from here)
+           "spent_s": spent_s,  # wall seconds of the run so far (a time budget continues from here)
+           # [epoch, batch]: the next batch to train; batch > 0 for a checkpoint written mid-epoch
+           "position": list(position) if position is not None else [epoch + 1, 0]}
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_train_state(path: Path) -> dict[str, Any]:
     return read_torch_file(path)
+
+
+def resume_position(state: dict[str, Any]) -> tuple[int, int]:
+    """(epoch, batch) to continue from; checkpoints without `position` ended an epoch."""
+    pos = state.get("position")
+    return (int(pos[0]), int(pos[1])) if pos else (int(state["epoch"]) + 1, 0)
