@@ -179,7 +179,7 @@ def test_eval_and_predict_commands(cifar_small, tmp_path):
             "--topk", 3, "--json")
     assert r.returncode == 1
     out = json.loads(r.stdout)
-    assert [("error" in o) for o in out] == [False, True, True]
+    assert [bool(o["error"]) for o in out] == [False, True, True]
     assert len(out[0]["topk"]) == 3 and out[0]["topk"][0]["label"] in res["per_class"]
     assert abs(sum(t["prob"] for t in out[0]["topk"])) <= 1.0001
     r = cli("predict", "--checkpoint", tmp_path / "r", good, check=True)

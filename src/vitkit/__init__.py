@@ -11,6 +11,9 @@ from .checkpoint import load_model, save_model
 from .config import ViTConfig
 from .models import DistilledVisionTransformer, VisionTransformer, build_model
 from .registry import create_model, list_models, model_config
+from .deploy import OnnxClassifier, export_onnx
+from .train.predict import predict_files
 
 __all__ = ["ViTConfig", "VisionTransformer", "DistilledVisionTransformer", "build_model",
-           "create_model", "list_models", "model_config", "load_model", "save_model", "__version__"]
+           "create_model", "list_models", "model_config", "load_model", "save_model", "export_onnx",
+           "OnnxClassifier", "predict_files", "__version__"]

@@ -3,7 +3,8 @@
     vitkit train --config recipes/cifar10_vit_tiny_cpu.yaml --data DIR --out runs/cifar
     vitkit finetune --init runs/cifar --data DIR2 --img-size 48 --out runs/ft
     vitkit eval --checkpoint runs/cifar --data DIR --json
-    vitkit predict --checkpoint runs/cifar cat.jpg dog.png --topk 3
+    vitkit predict --checkpoint runs/cifar cat.jpg photos/ list.txt --topk 3 [--output results.csv]
+    vitkit predict --checkpoint model.onnx photos/ --output results.jsonl     # ONNX Runtime
 """
 from __future__ import annotations
 
@@ -92,10 +93,17 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_eval)
 
-    p = sub.add_parser("predict", help="classify image files")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("images", nargs="+", help="image files")
+    p = sub.add_parser("predict", help="classify images: files, folders (recursive), list files")
+    p.add_argument("--checkpoint", required=True, help="any checkpoint load_model reads, or an exported .onnx file")
+    p.add_argument("images", nargs="+", help="image files, folders (searched recursively) or .txt list files")
     p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--output", metavar="FILE.csv|FILE.jsonl", help="write one row per image here (else print)")
+    p.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
+                   help="auto (default): onnx for a .onnx checkpoint, else torch")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="torch runtime: auto = bf16 on CUDA and on CPUs with native bf16, else fp32")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=0, help="processes decoding images")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
     p.set_defaults(func=run_predict)
 
@@ -134,7 +142,6 @@ def _load(checkpoint: str):
 def run_eval(args) -> int:
     import torch
 
-    from ..hardware import resolve_precision
     from ..train import distributed as dist_utils
     from ..train.data import ImageFolderSafe, eval_folder
     from ..train.evaluate import evaluate, make_eval_loader
@@ -142,20 +149,17 @@ def run_eval(args) -> int:
 
     if args.batch_size < 1 or args.workers < 0:
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
-    model = _load(args.checkpoint)
+    model, device, precision = _load_for(args.checkpoint, "auto", args.precision)
     folder = eval_folder(args.data, args.split)
     if args.knn is not None:  # the head is not used: any class count, any label names
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        model.to(device)
-        return _run_knn(args, model, ImageFolderSafe(folder, transform_for(model)), folder, device,
-                        resolve_precision(args.precision, device))
+        if not isinstance(model, torch.nn.Module):
+            raise UsageError("--knn needs the model's features: use a vitkit checkpoint, not an .onnx file")
+        return _run_knn(args, model, ImageFolderSafe(folder, transform_for(model)), folder, device, precision)
     names = getattr(model, "class_names", None)
     ds = ImageFolderSafe(folder, transform_for(model), classes=names)
     if len(ds.classes) != model.cfg.num_classes:
         raise UsageError(f"{folder} has {len(ds.classes)} class folders but the model has {model.cfg.num_classes} classes")
-    d = dist_utils.Dist(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    model.to(d.device)
-    precision = resolve_precision(args.precision, d.device)
+    d = dist_utils.Dist(device=device)
     m = evaluate(model, make_eval_loader(ds, args.batch_size, d, args.workers, False), d, len(ds.classes),
                  precision=precision, tta=args.tta)
     per_class = dict(zip(ds.classes, m["per_class"]))
@@ -199,19 +203,50 @@ def _run_knn(args, model, test_ds, folder, device, precision) -> int:
     return 0
 
 
+def _load_for(checkpoint: str, runtime: str, precision: str):
+    """(model, device, resolved precision) for eval / predict: a vitkit model, or ONNX Runtime."""
+    import torch
+
+    from ..deploy.onnx_runtime import OnnxClassifier, is_onnx_file
+    from ..hardware import resolve_precision
+
+    if runtime == "auto":
+        runtime = "onnx" if is_onnx_file(checkpoint) else "torch"
+    if runtime == "onnx":
+        if not is_onnx_file(checkpoint):
+            raise UsageError(f"--runtime onnx needs an .onnx file; make one with: vitkit export {checkpoint} model.onnx")
+        if precision == "bf16":
+            raise UsageError("--precision bf16 is for the torch runtime; an ONNX file runs in the precision "
+                             "it was exported in (vitkit export --int8 for int8)")
+        return OnnxClassifier(checkpoint), torch.device("cpu"), "fp32"
+    if is_onnx_file(checkpoint):
+        raise UsageError(f"{checkpoint}: an ONNX file runs with --runtime onnx (or auto), not torch")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return _load(checkpoint).to(device), device, resolve_precision(precision, device)
+
+
 def run_predict(args) -> int:
-    from ..train.predict import predict_files
+    from ..train.predict import expand_inputs, predict_files, write_results
 
     if args.topk < 1:
         raise UsageError("--topk must be at least 1")
-    model = _load(args.checkpoint)
-    results = predict_files(model, args.images, args.topk)
-    failed = [r for r in results if "error" in r]
-    if args.json:
+    if args.batch_size < 1 or args.workers < 0:
+        raise UsageError("--batch-size must be at least 1 and --workers at least 0")
+    if args.output and not args.output.lower().endswith((".csv", ".jsonl")):
+        raise UsageError(f"--output {args.output}: choose a .csv or .jsonl file")
+    paths = expand_inputs(args.images)
+    model, _, precision = _load_for(args.checkpoint, args.runtime, args.precision)
+    results = predict_files(model, paths, args.topk, batch_size=args.batch_size, precision=precision,
+                            workers=args.workers, progress=sys.stderr.isatty() and len(paths) > args.batch_size)
+    failed = [r for r in results if r["error"]]
+    if args.output:
+        write_results(results, args.output, args.topk)
+        print(f"{args.output}: {len(results)} images ({len(failed)} unreadable), {precision}", file=sys.stderr)
+    elif args.json:
         print(json.dumps(results))
     else:
         for r in results:
-            if "error" in r:
+            if r["error"]:
                 print(f"{r['path']}: error: {r['error']}", file=sys.stderr)
             else:
                 print(f"{r['path']}: " + ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["topk"]))

@@ -12,6 +12,7 @@ def resample_pos_embed(
     num_prefix_tokens: int,
     mode: str = "bicubic",
     antialias: bool = True,
+    always: bool = False,
 ) -> torch.Tensor:
     """Resample the patch part of a (1, prefix + H*W, D) table to another grid.
 
@@ -26,9 +27,11 @@ def resample_pos_embed(
         num_prefix_tokens: leading entries that are not patches.
         mode: any `F.interpolate` mode for 4-D input ("bicubic", "bilinear", "nearest").
         antialias: passed to `F.interpolate` (bilinear/bicubic only).
+        always: resample even when the grids look equal (export: `new_grid` is symbolic, and
+            comparing it would freeze the graph to the example's size).
     """
     new_grid, old_grid = tuple(new_grid), tuple(old_grid)
-    if new_grid == old_grid:
+    if not always and new_grid == old_grid:
         return pos_embed
     expected = num_prefix_tokens + old_grid[0] * old_grid[1]
     if pos_embed.shape[1] != expected:

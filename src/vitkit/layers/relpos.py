@@ -51,11 +51,12 @@ class RelativePosition(nn.Module):
 
     def index(self, grid: tuple[int, int], device) -> tuple[torch.Tensor, torch.Tensor]:
         """Row and column offset indices, each (H, H) and (W, W); cached per grid outside compile."""
+        traced = torch.compiler.is_compiling() or torch.compiler.is_exporting()  # grid may be symbolic
         key = (grid, str(device))
-        if not torch.compiler.is_compiling() and key in self._index_cache:
+        if not traced and key in self._index_cache:
             return self._index_cache[key]
         idx = (_offset_index(grid[0], self.max_dist[0], device), _offset_index(grid[1], self.max_dist[1], device))
-        if not torch.compiler.is_compiling():
+        if not traced:
             self._index_cache[key] = idx
         return idx
 
@@ -120,9 +121,12 @@ class DecomposedRelPos(RelativePosition):
         rel_h, rel_w = self._terms(q, grid)
         q_extra = torch.cat([rel_h, rel_w], -1).reshape(B, heads, gh * gw, gh + gw) / attn_scale
         q_extra = F.pad(q_extra, (0, 0, p, 0))  # prefix queries: no term
-        rows = torch.arange(gh, device=q.device).repeat_interleave(gw)  # key j's row, (N,)
-        cols = torch.arange(gw, device=q.device).repeat(gh)  # key j's column, (N,)
-        k_extra = torch.cat([F.one_hot(rows, gh), F.one_hot(cols, gw)], -1).to(k.dtype)  # (N, H + W)
+        # One-hot rows and columns of each key j, built by broadcasting (not one_hot /
+        # repeat_interleave, which export with the example's grid frozen in).
+        ar, ac = torch.arange(gh, device=q.device), torch.arange(gw, device=q.device)
+        rows = (ar[:, None, None] == ar[None, None, :]).expand(gh, gw, gh).reshape(gh * gw, gh)  # (N, H)
+        cols = (ac[None, :, None] == ac[None, None, :]).expand(gh, gw, gw).reshape(gh * gw, gw)  # (N, W)
+        k_extra = torch.cat([rows, cols], -1).to(k.dtype)  # (N, H + W)
         k_extra = F.pad(k_extra, (0, 0, p, 0)).expand(B, heads, n, gh + gw)  # prefix keys: no term
         zeros = q.new_zeros(B, heads, n, -(d + gh + gw) % 8)  # width to a multiple of 8
         q2 = torch.cat([q, q_extra, zeros], -1)  # one copy each: q, k, v arrive as strided views

@@ -116,7 +116,11 @@ class VisionTransformer(nn.Module):
         outside torch.compile tracing, keyed by the parameter's version counter (which every
         optimizer step and `load_state_dict` bumps).
         """
-        if self.pos_embed is None or grid == self.grid_size:
+        exporting = torch.compiler.is_exporting()
+        # Exported graphs (ONNX, torch.export) always resample: the grid is symbolic there, and
+        # a Python `grid == native` test would freeze the graph to one size. Resampling to the
+        # native grid is the identity (bicubic/bilinear at scale 1 hit the table's own points).
+        if self.pos_embed is None or (not exporting and grid == self.grid_size):
             return self.pos_embed
         cfg = self.cfg
         if cfg.pos_embed == "sincos":
@@ -124,8 +128,8 @@ class VisionTransformer(nn.Module):
                                                device=self.pos_embed.device).to(self.pos_embed.dtype)
         else:
             make = lambda: resample_pos_embed(self.pos_embed, grid, self.grid_size, cfg.num_prefix_tokens,
-                                              cfg.pos_embed_interp, cfg.pos_embed_antialias)
-        cacheable = not torch.compiler.is_compiling() and not (
+                                              cfg.pos_embed_interp, cfg.pos_embed_antialias, always=exporting)
+        cacheable = not (torch.compiler.is_compiling() or exporting) and not (
             torch.is_grad_enabled() and self.pos_embed.requires_grad)
         if not cacheable:
             return make()

@@ -1,13 +1,32 @@
-"""Classify image files with any checkpoint `vitkit.load_model` reads."""
+"""Classify images with any checkpoint `vitkit.load_model` reads, or an exported .onnx file.
+
+    vitkit predict --checkpoint runs/cifar photos/ more.txt cat.jpg --output results.csv
+    vitkit predict --checkpoint model.onnx photos/ --output results.jsonl --topk 3
+
+Inputs are image files, folders (searched recursively) and list files (.txt / .lst: one path per
+line). Images are decoded in DataLoader workers and classified in batches; a file that cannot be
+read gets a row with its error and the others go on. Results keep the order of the inputs.
+"""
 from __future__ import annotations
 
+import csv
+import io
+import json
+import sys
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 
+from ..checkpoint.io import atomic_write
+from ..errors import UsageError
+from ..hardware import autocast
 from .config import IMAGENET_MEAN, IMAGENET_STD
 from .data import eval_transform
 from .images import open_rgb
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 
 def preprocess_of(model) -> dict:
@@ -31,36 +50,115 @@ def class_label(model, index: int) -> str:
     return names[index] if names and index < len(names) else str(index)
 
 
-@torch.no_grad()
-def predict_files(model, paths: list[str], topk: int = 5, batch_size: int = 32) -> list[dict]:
-    """One dict per path, in order: {"path", "topk": [{"label", "index", "prob"}]} or {"path", "error"}."""
-    transform = transform_for(model)
-    device = next(model.parameters()).device
-    results: list[dict | None] = [None] * len(paths)
-    batch: list[tuple[int, torch.Tensor]] = []
+def images_under(folder: Path) -> list[Path]:
+    """Image files under `folder`, recursively, sorted; hidden files and folders skipped."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
-    def flush():
-        if not batch:
-            return
-        probs = model(torch.stack([t for _, t in batch]).to(device)).float().softmax(dim=-1)
-        k = min(topk, probs.shape[1])
-        p, idx = probs.topk(k, dim=1)
-        for (i, _), pi, ii in zip(batch, p.tolist(), idx.tolist()):
-            results[i] = {"path": paths[i], "topk": [{"label": class_label(model, c), "index": c, "prob": round(q, 6)}
-                                                      for q, c in zip(pi, ii)]}
-        batch.clear()
 
-    for i, path in enumerate(paths):
+def expand_inputs(items: list[str]) -> list[str]:
+    """Files as given, folders → their images (recursive), list files → their lines. A missing
+    path stays in the list (its row will say so); an empty folder is an error."""
+    paths: list[str] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = images_under(p)
+            if not found:
+                raise UsageError(f"{p}: no images in this folder (looked for {', '.join(IMAGE_SUFFIXES)})")
+            paths += [str(f) for f in found]
+        elif p.is_file() and p.suffix.lower() in LIST_SUFFIXES:
+            try:
+                lines = p.read_text().splitlines()
+            except (OSError, UnicodeDecodeError) as e:
+                raise UsageError(f"{p}: cannot read this list file ({e})") from None
+            paths += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        else:
+            paths.append(item)
+    return paths
+
+
+class _Images(Dataset):
+    def __init__(self, paths: list[str], transform):
+        self.paths, self.transform = paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        path = self.paths[i]
         if not Path(path).is_file():
-            results[i] = {"path": path, "error": "no such file"}
-            continue
+            return i, None, "no such file"
         try:
-            img = open_rgb(path)
-        except Exception as e:
-            results[i] = {"path": path, "error": f"cannot read image ({type(e).__name__}: {str(e)[:120]})"}
-            continue
-        batch.append((i, transform(img)))
-        if len(batch) == batch_size:
-            flush()
-    flush()
+            return i, self.transform(open_rgb(path)), ""
+        except Exception as e:  # truncated, empty, not an image: reported on its row
+            return i, None, f"cannot read image ({type(e).__name__}: {str(e)[:120]})"
+
+
+def _collate(items):
+    good = [(i, t) for i, t, _ in items if t is not None]
+    bad = [(i, err) for i, t, err in items if t is None]
+    x = torch.stack([t for _, t in good]) if good else None
+    return [i for i, _ in good], x, bad
+
+
+@torch.no_grad()
+def predict_files(model, paths: list[str], topk: int = 5, batch_size: int = 32, precision: str = "fp32",
+                  workers: int = 0, progress: bool = False) -> list[dict]:
+    """One dict per path, in order: {"path", "topk": [{"label", "index", "prob"}], "error": ""}, or
+    {"path", "topk": [], "error": "..."} for a file that could not be read.
+
+    Args:
+        model: a vitkit model (any device) or a deploy.OnnxClassifier.
+        precision: "auto" (bf16 on CUDA and on CPUs with native bf16, else fp32), "fp32" or "bf16";
+            an OnnxClassifier always runs as exported.
+        workers: DataLoader processes decoding images (0: in this process).
+        progress: a progress bar on stderr.
+    """
+    from tqdm import tqdm
+
+    from ..deploy.onnx_runtime import OnnxClassifier
+    from ..hardware import resolve_precision
+
+    onnx = isinstance(model, OnnxClassifier)
+    device = model.device if onnx else next(model.parameters()).device
+    precision = "fp32" if onnx else resolve_precision(precision, device)
+    model.eval()
+    results: list[dict | None] = [None] * len(paths)
+    loader = DataLoader(_Images(paths, transform_for(model)), batch_size=batch_size, num_workers=workers,
+                        collate_fn=_collate)
+    bar = tqdm(total=len(paths), unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    for idx, x, bad in loader:
+        for i, err in bad:
+            results[i] = {"path": paths[i], "topk": [], "error": err}
+        if x is not None:
+            with autocast(device, precision):
+                probs = model(x.to(device)).float().softmax(dim=-1)
+            p, c = probs.topk(min(topk, probs.shape[1]), dim=1)
+            for i, pi, ci in zip(idx, p.tolist(), c.tolist()):
+                results[i] = {"path": paths[i], "error": "",
+                              "topk": [{"label": class_label(model, k), "index": k, "prob": round(q, 6)}
+                                       for q, k in zip(pi, ci)]}
+        bar.update(len(idx) + len(bad))
+    bar.close()
     return results  # type: ignore[return-value]
+
+
+def write_results(results: list[dict], path: str | Path, topk: int) -> Path:
+    """`.csv` (path, label_1, prob_1, …, label_k, prob_k, error) or `.jsonl` (one object per
+    image), written atomically: an interrupted run leaves no half file."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["path"] + [f"{c}_{j}" for j in range(1, topk + 1) for c in ("label", "prob")] + ["error"])
+        for r in results:
+            cells = [v for t in r["topk"] for v in (t["label"], f"{t['prob']:.6f}")]
+            w.writerow([r["path"]] + cells + [""] * (2 * topk - len(cells)) + [r["error"]])
+        text = buf.getvalue()
+    elif path.suffix.lower() == ".jsonl":
+        text = "".join(json.dumps(r) + "\n" for r in results)
+    else:
+        raise UsageError(f"--output {path}: choose a .csv or .jsonl file")
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return path
