@@ -167,8 +167,8 @@ def _worker(agent: int, rank: int) -> int | None:
 
 
 def _torchrun(args, restarts: int) -> subprocess.Popen:
-    """Static rendezvous (--master_addr/--master_port): with the c10d backend the restarted
-    gloo workers of torch 2.15 fail to reconnect (pytorch/pytorch#167288), whatever the script."""
+    """Two CPU workers with the static rendezvous on a free port (restarts also work with c10d
+    since vitkit prefixes each attempt's store keys: train/distributed.py)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -40,7 +40,22 @@ def init(device: str = "auto") -> Dist:
     if use_cuda:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        backend = "nccl" if use_cuda else "gloo"
+        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+        if restart > 0 and "MASTER_ADDR" in os.environ:
+            # The trap: torchrun's store outlives a restart, and with it the failed attempt's peer
+            # addresses under the same keys; a rank that reads one before its peer rewrites it
+            # connects to a dead process ("Gloo connectFullMesh failed ... Connection refused").
+            # A prefix per attempt keeps each attempt's keys apart.
+            from datetime import timedelta
+
+            agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+            base = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                                 is_master=rank == 0 and not agent_store, timeout=timedelta(minutes=10))
+            dist.init_process_group(backend, store=dist.PrefixStore(f"vitkit/attempt{restart}", base),
+                                    rank=rank, world_size=world)
+        else:
+            dist.init_process_group(backend)
     return Dist(rank, world, local, dev)
 
 
