@@ -127,5 +127,10 @@ def read_train_checkpoint(path: Path, obj: dict | None = None) -> LoadedCheckpoi
     obj = read_torch_file(path) if obj is None else obj
     if not isinstance(obj, dict) or obj.get("format") != TRAIN_FORMAT:
         raise CheckpointError(f"{path}: not a vitkit training checkpoint")
-    return LoadedCheckpoint(path, TRAIN_FORMAT, _config_from(obj, path), obj["model_state"],
+    state = obj["model_state"]
+    if obj.get("sharded"):  # FSDP2 run: the weights are in a DCP folder beside the file
+        from ..train.fsdp import consolidated_model_state
+
+        state = consolidated_model_state(Path(path).parent / obj["sharded"])
+    return LoadedCheckpoint(path, TRAIN_FORMAT, _config_from(obj, path), state,
                             class_names=obj.get("class_names"), extra=obj)

@@ -25,7 +25,8 @@ _FLAGS = {
     "device": ("run.device", str), "max_steps": ("run.max_steps", int), "log_every": ("run.log_every", int),
     "precision": ("run.precision", str), "patch_dropout": ("model.patch_dropout", float),
     "cache": ("data.cache", str), "budget_minutes": ("optim.budget_minutes", float),
-    "checkpoint_every": ("run.checkpoint_every", str),
+    "checkpoint_every": ("run.checkpoint_every", str), "val_data": ("data.val_path", str),
+    "strategy": ("run.strategy", str),
 }
 _FINETUNE_DEFAULTS = ["optim.lr=1e-4", "optim.warmup_epochs=1", "optim.weight_decay=0.05", "model.drop_path_rate=0.1"]
 
@@ -37,7 +38,9 @@ def register(sub) -> None:
         p.add_argument("--config", help="YAML recipe (see recipes/)")
         p.add_argument("--model", help="registered model name (vitkit models) or resnet18_cifar, ...")
         p.add_argument("--init", required=(name == "finetune"), help="start from these weights (any checkpoint)")
-        p.add_argument("--data", help="folder with train/ and val/ (or test/) in ImageFolder layout; 'sample' = bundled CIFAR-10 sample")
+        p.add_argument("--data", help="folder with train/ and val/ (or test/) in ImageFolder layout; 'sample' = bundled "
+                                       "CIFAR-10 sample; or WebDataset shards 'S/train-{000000..000099}.tar' (vitkit shards)")
+        p.add_argument("--val-data", metavar="DIR|SHARDS", help="evaluation data (folder or shards); default: beside --data")
         p.add_argument("--out", help="run directory (checkpoints, metrics.jsonl, config.yaml)")
         p.add_argument("--img-size", type=int, help="train at this size (position tables are resampled)")
         p.add_argument("--epochs", type=int)
@@ -70,6 +73,8 @@ def register(sub) -> None:
                        help="also write last.pt mid-epoch: every N steps (500) or by time (10m, 90s, 1h)")
         p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (same run, same weights)")
         p.add_argument("--compile", action="store_true", help="torch.compile the model")
+        p.add_argument("--strategy", choices=["ddp", "fsdp"],
+                       help="under torchrun: ddp (default) or fsdp (FSDP2: shards weights, gradients, optimizer)")
         p.add_argument("--resume", nargs="?", const="yes", choices=["yes", "auto"],
                        help="continue RUN/last.pt in --out; 'auto': continue when it exists, else start "
                             "fresh (one command for a requeued job)")

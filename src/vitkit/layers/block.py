@@ -25,19 +25,22 @@ class Block(nn.Module):
         self.ls2 = LayerScale(dim, layer_scale_init) if layer_scale_init is not None else nn.Identity()
         self.drop_path2 = DropPath(drop_path)
 
-    def forward(self, x: torch.Tensor, grid: tuple[int, int], return_attention: bool = False):
-        """x: (B, N, D) → ((B, N, D), attention probabilities or None)."""
-        a, attn = self.attn(self.norm1(x), grid, return_attention)
+    def forward(self, x: torch.Tensor, grid: tuple[int, int], return_attention: bool = False,
+                num_queries: int | None = None):
+        """x: (B, N, D) → ((B, N, D), attention probabilities or None).
+
+        `num_queries=P`: outputs of the first P tokens only, (B, P, D), attending to all tokens;
+        equal to `forward(x)[0][:, :P]` at a fraction of the cost (the MLP and the output
+        projection run on P tokens). Reached through `block(...)`, never a side method, so
+        module hooks (FSDP2's unshard, forward hooks) run for it too.
+        """
+        a, attn = self.attn(self.norm1(x), grid, return_attention, num_queries=num_queries)
+        if num_queries is not None:
+            x = x[:, :num_queries]
         x = x + self.drop_path1(self.ls1(a))
         x = x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
         return x, attn
 
     def forward_prefix(self, x: torch.Tensor, grid: tuple[int, int], num_prefix: int) -> torch.Tensor:
-        """Outputs of the first `num_prefix` tokens only, (B, P, D); they attend to all tokens.
-
-        Equal to `forward(x)[0][:, :num_prefix]` at a fraction of the cost: the MLP and the
-        output projection run on P tokens instead of P + N.
-        """
-        a, _ = self.attn(self.norm1(x), grid, num_queries=num_prefix)
-        x = x[:, :num_prefix] + self.drop_path1(self.ls1(a))
-        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+        """(B, P, D) outputs of the first `num_prefix` tokens (see `forward`'s num_queries)."""
+        return self(x, grid, num_queries=num_prefix)[0]

@@ -206,7 +206,7 @@ class VisionTransformer(nn.Module):
         # queries, MLP and projection for them alone (exact; ~7% less work for 12 blocks).
         x, grid = self.embed(x)
         x = self._run_blocks(x, grid, self.blocks[:-1])
-        x = self.blocks[-1].forward_prefix(x, grid, self.num_prefix_tokens)  # (B, prefix, D)
+        x = self.blocks[-1](x, grid, num_queries=self.num_prefix_tokens)[0]  # (B, prefix, D)
         return self.forward_head(self.norm(x))
 
     def forward_intermediates(self, x: torch.Tensor, indices=None, return_prefix_tokens: bool = False,

@@ -52,13 +52,25 @@ def parse_every(text: str | None) -> Every | None:
 
 def write_checkpoint(run, name: str, model, epochs_done: int, position: tuple[int, int]) -> Path:
     """RUN/<name> from the run's state. `epochs_done`: complete epochs; `position`: (epoch, batch)
-    of the next batch to train. Rank 0 only."""
+    of the next batch to train. Rank 0 only, or every rank for a sharded (FSDP2) run."""
     path = run.out / name
     state = dict(optimizer=run.optimizer, ema=run.ema, epoch=epochs_done - 1, step=run.step,
                  best_top1=run.best, class_names=run.classes, preprocess=run.preprocess,
                  train_config=run.cfg.to_dict(), spent_s=run.clock.spent_s(), position=list(position))
     try:
-        save_train_state(path, model=model, **state)
+        if run.sharded:  # every rank writes its shards, then rank 0 the file that names them
+            from . import distributed as dist_utils
+            from .fsdp import remove_older, save_sharded
+
+            folder = f"{path.stem}-step{run.step:09d}.dcp"
+            save_sharded(run.out / folder, model, run.optimizer)
+            dist_utils.barrier(run.d)
+            if run.d.is_main:
+                save_train_state(path, model=model, sharded=folder, **state)
+                remove_older(run.out, path.stem, folder)
+            dist_utils.barrier(run.d)
+        else:
+            save_train_state(path, model=model, **state)
     except OSError as e:
         why = errno.errorcode.get(e.errno, "") if e.errno else ""
         reason = f"{e.strerror or e}" + (f" ({why})" if why else "")

@@ -35,7 +35,9 @@ class ModelOptions:
 
 @dataclass
 class DataOptions:
-    path: str = ""
+    path: str = ""  # an ImageFolder root, or WebDataset shards ('S/train-{000000..000099}.tar', a URL)
+    val_path: str | None = None  # evaluation data (folder or shards); None: beside the training data
+    shuffle_buffer: int = 1000  # shards: samples held for shuffling per DataLoader worker
     train_split: str = "train"
     val_split: str | None = None  # None: "val" if present, else "test"
     train_crop: str = "random_resized"  # "random_resized" | "pad_crop" (32-px data) | "resize"
@@ -115,6 +117,9 @@ class RunOptions:
     # Also write last.pt mid-epoch: every N optimizer steps ("500") or by wall time ("10m", "90s",
     # "1h"); None: at epoch ends only. See train/checkpointing.py.
     checkpoint_every: str | None = None
+    # "ddp": each process holds the whole model (DistributedDataParallel); "fsdp": FSDP2 shards
+    # parameters, gradients and optimizer state over processes (train/fsdp.py)
+    strategy: str = "ddp"
     progress: bool = True
 
 
@@ -200,7 +205,7 @@ RANGES: dict[str, str] = {
     "data.random_erasing": "[0, 1]", "data.mixup": "[0, inf)", "data.cutmix": "[0, inf)",
     "data.label_smoothing": "[0, 1)", "data.crop_pct": "(0, 1]", "data.workers": "[0, inf)",
     "data.cache_max_gb": "(0, inf)", "data.progressive_end": "(0, 1]", "data.subset": "(0, 1]",
-    "data.per_class": "[1, inf)",
+    "data.per_class": "[1, inf)", "data.shuffle_buffer": "[1, inf)",
     "optim.epochs": "[1, inf)", "optim.batch_size": "[1, inf)", "optim.lr": "(0, inf)", "optim.min_lr": "[0, inf)",
     "optim.weight_decay": "[0, inf)", "optim.warmup_epochs": "[0, inf)", "optim.budget_minutes": "(0, inf)",
     "optim.accum_steps": "[1, inf)", "optim.clip_grad": "(0, inf)", "optim.ema_decay": "(0, 1)",

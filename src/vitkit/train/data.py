@@ -182,7 +182,7 @@ class Data:
 def build_datasets(o: DataOptions, size: int, seed: int = 0) -> Data:
     root = resolve_data_root(o.path)
     train = ImageFolderSafe(split_dir(root, o.train_split, "train"), train_transform(o, size), o.classes, seed)
-    val = ImageFolderSafe(split_dir(root, o.val_split, "val"),
+    val = ImageFolderSafe(eval_folder(o.val_path) if o.val_path else split_dir(root, o.val_split, "val"),
                           eval_transform(size, o.mean, o.std, o.crop_pct, o.interpolation), train.classes)
     if not train.classes or len(train) == 0:
         raise UsageError(f"--data {root}: no images found in {root / o.train_split}")

@@ -9,7 +9,6 @@ mid-epoch checkpoint when one is due (checkpointing.py).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import time
@@ -22,6 +21,7 @@ from ..errors import TrainingDiverged
 from ..hardware import autocast
 from . import distributed as dist_utils
 from .checkpointing import write_checkpoint
+from .fsdp import grad_sync
 from .optim import lr_at, set_lr
 from .progressive import size_at
 from .setup import Run, seed_everything
@@ -71,8 +71,8 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
             x = resize_batch(x, size)
             if run.mixer is not None:
                 x, y = run.mixer(x, y)
-            sync = d.enabled and micro < o.accum_steps - 1
-            with (run.model.no_sync() if sync else contextlib.nullcontext()), autocast(d.device, run.precision):
+            skip_sync = d.enabled and micro < o.accum_steps - 1
+            with grad_sync(run.model, not skip_sync), autocast(d.device, run.precision):
                 loss = run.criterion(run.model(x), y, x) / o.accum_steps
             loss.backward()
             step_loss += loss.detach()
@@ -83,9 +83,13 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
         # One all-reduce carries the loss, each rank's projected end for a time budget (budget.py)
         # and whether a signal reached it (preempt.py), so every rank takes the same lr, size and
         # stop decision: one rank signalled stops all after this step, none hangs.
+        # Rank 0's clock decides a time-based checkpoint for all (a sharded one needs every rank).
+        every = run.checkpoint_every
+        time_due = (d.is_main and every is not None and every.seconds is not None
+                    and time.time() - run.last_ckpt_t >= every.seconds)
         packed = torch.stack([step_loss, step_loss.new_tensor(run.clock.projected_s()),
-                              step_loss.new_tensor(float(run.stop.requested))])
-        value, run.clock.synced_s, signalled = (dist_utils.all_reduce_sum(packed, d) / d.world).tolist()
+                              step_loss.new_tensor(float(run.stop.requested)), step_loss.new_tensor(float(time_due))])
+        value, run.clock.synced_s, signalled, time_due = (dist_utils.all_reduce_sum(packed, d) / d.world).tolist()
         if not math.isfinite(value):
             raise TrainingDiverged(
                 f"loss became {value} at epoch {epoch + 1}, step {run.step + 1}; stopped before updating "
@@ -114,8 +118,8 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
         elif signalled > 0:
             stop = "signal"
         at_epoch_end = i + 1 == len(run.train_loader) + first
-        due = run.checkpoint_every is not None and run.checkpoint_every.due(run.step, time.time() - run.last_ckpt_t)
-        if d.is_main and (stop == "signal" or (due and not stop and not at_epoch_end)):
+        due = time_due > 0 or (every is not None and every.steps is not None and run.step % every.steps == 0)
+        if (d.is_main or run.sharded) and (stop == "signal" or (due and not stop and not at_epoch_end)):
             # (epoch, i + 1): the next batch to train; the epoch end writes its own checkpoint.
             write_checkpoint(run, "last.pt", run.raw_model, epoch, (epoch, i + 1))
         if stop:

@@ -57,6 +57,7 @@ def _end_of_epoch(run: Run, epoch: int, stats: dict) -> dict:
               f"{record['img_s']:.0f} img/s"
               + (f", {record['skipped_images']} unreadable images skipped" if record["skipped_images"] else "")
               + ")", flush=True)
+    if d.is_main or run.sharded:  # a sharded (FSDP2) checkpoint is written by every rank
         # best first: a failed write of best.pt then leaves last.pt at the previous epoch, consistent
         if is_best:
             write_checkpoint(run, "best.pt", run.primary, epoch + 1, (epoch + 1, 0))

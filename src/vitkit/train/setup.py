@@ -28,9 +28,11 @@ from . import distributed as dist_utils
 from .config import OptimOptions, TrainConfig, check_ranges, save_train_config
 from .config import config_from_dict as train_config_from_dict
 from .budget import Clock, process_start_time
-from .data import ShardSampler, batch_mixer, build_datasets, make_loader, resolve_data_root
+from .data import Data, ShardSampler, batch_mixer, build_datasets, eval_transform, make_loader, resolve_data_root
+from .data import train_transform
 from .ema import ModelEma
 from .evaluate import make_eval_loader
+from .fsdp import STRATEGIES, load_sharded, shard_model
 from .losses import DistillationLoss
 from .optim import SCHEDULES, build_optimizer
 from .progressive import check_progressive
@@ -128,7 +130,7 @@ class Run:
     criterion: DistillationLoss
     mixer: Any
     classes: list[str]
-    sampler: ShardSampler
+    sampler: Any  # ShardSampler, or shards.ShardLoader for WebDataset shards
     train_loader: Any
     val_loader: Any
     n_train: int
@@ -150,6 +152,7 @@ class Run:
     checkpoint_every: Any = None  # checkpointing.Every | None
     last_ckpt_t: float = field(default_factory=time.time)
     stop: StopRequest = field(default_factory=StopRequest)
+    sharded: bool = False  # FSDP2: checkpoints through torch.distributed.checkpoint, by every rank
 
     @property
     def primary(self) -> nn.Module:
@@ -204,9 +207,62 @@ def _check_options(cfg: TrainConfig, d: dist_utils.Dist) -> None:
     if cfg.run.eval_tta not in ("none", "flip"):
         raise UsageError(f"run.eval_tta={cfg.run.eval_tta!r}: choose none or flip")
     check_ranges(cfg)  # configs built in Python skip load_train_config's check
+    if cfg.run.strategy not in STRATEGIES:
+        raise UsageError(f"run.strategy={cfg.run.strategy!r}: choose {' or '.join(STRATEGIES)}")
+    if cfg.run.strategy == "fsdp" and (o.ema_decay or cfg.model.name in CNN_MODELS):
+        raise UsageError("run.strategy=fsdp shards a ViT's blocks and keeps no EMA: drop --ema (or use ddp)")
     if o.budget_minutes is not None and cfg.run.deterministic:
         raise UsageError("a time budget (optim.budget_minutes) makes the step count depend on speed; "
                          "it cannot be --deterministic")
+
+
+def _shard_data(cfg: TrainConfig) -> tuple[Data, dict]:
+    """Classes and sample counts of WebDataset shards (train/shards.py) from their manifest."""
+    from .shards import read_manifest
+
+    o = cfg.data
+    if o.classes or o.subset is not None or o.per_class is not None:
+        raise UsageError("data.classes / subset / per_class select files of a folder; with shards, "
+                         "write shards of the selection instead (vitkit shards)")
+    manifest = read_manifest(o.path)
+    return Data(train=None, val=None, classes=list(manifest["classes"])), manifest
+
+
+def _shard_loaders(cfg: TrainConfig, d: dist_utils.Dist, classes: list[str], manifest: dict, size: int,
+                   per_proc: int):
+    """(train ShardLoader, val loader, n_train, n_val) for a shard --data; --val-data may be
+    shards, a shard folder, or an ImageFolder."""
+    from .evaluate import make_eval_loader
+    from .shards import ShardLoader, ShardStream, expand_shards, is_shard_spec, read_manifest, shard_eval_loader
+    from .shards import split_spec
+
+    o = cfg.data
+    urls = expand_shards(o.path)
+    n_train = int(manifest["splits"]["train"]["samples"])
+    batches = (n_train // cfg.optim.batch_size) * cfg.optim.accum_steps
+    stream = ShardStream(urls, train_transform(o, size), cfg.run.seed, o.shuffle_buffer)
+    train = ShardLoader(stream, per_proc, batches, o.workers)
+    val_tf = eval_transform(size, o.mean, o.std, o.crop_pct, o.interpolation)
+    val_src = o.val_path
+    if val_src is None:  # the manifest's val (or test) split beside the training shards
+        name = next((s for s in ("val", "test") if s in manifest["splits"]), None)
+        if name is None:
+            raise UsageError(f"--data {o.path}: no val/test shards beside it; pass --val-data DIR|SHARDS")
+        val_src = str(Path(urls[0]).parent / manifest["splits"][name]["pattern"])
+    elif Path(val_src).is_dir() and (Path(val_src) / "dataset.json").exists():
+        val_src = split_spec(val_src, next(s for s in ("val", "test") if s in read_manifest(val_src)["splits"]))
+    if is_shard_spec(val_src):
+        val_manifest = read_manifest(val_src)
+        if list(val_manifest["classes"]) != classes:
+            raise UsageError(f"--val-data {val_src}: its classes differ from the training shards'")
+        n_val = next((int(v["samples"]) for v in val_manifest["splits"].values()
+                      if v["pattern"].split("-")[0] == Path(expand_shards(val_src)[0]).name.split("-")[0]), 0)
+        return train, shard_eval_loader(val_src, val_tf, per_proc, o.workers), n_train, n_val
+    from .data import ImageFolderSafe, eval_folder
+
+    val_ds = ImageFolderSafe(eval_folder(val_src), val_tf, classes=classes)
+    pin = d.device.type == "cuda"
+    return train, make_eval_loader(val_ds, per_proc, d, o.workers, pin), n_train, len(val_ds)
 
 
 def _loaders(cfg: TrainConfig, d: dist_utils.Dist, data, size: int, per_proc: int, sampler: ShardSampler):
@@ -256,10 +312,14 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
     src, init_ck = _source(cfg)
     size = cfg.model.img_size or src.img_size[0]
     check_progressive(cfg.data.progressive, cfg.data.progressive_end, size, getattr(src, "patch_size", None))
-    data = build_datasets(cfg.data, size, cfg.run.seed)
+    from .shards import is_shard_spec
+
+    shards = is_shard_spec(cfg.data.path)
+    data, manifest = _shard_data(cfg) if shards else (build_datasets(cfg.data, size, cfg.run.seed), None)
     if resume is not None:
         model = build_any(config_from_dict(resume["model"]))
-        model.load_state_dict(resume["model_state"])
+        if not resume.get("sharded"):  # a sharded run's weights load after sharding, below
+            model.load_state_dict(resume["model_state"])
     else:
         model, new_head = _build_model(cfg, init_ck, data.classes, size)
         if init_ck is not None and d.is_main:
@@ -270,6 +330,9 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
         model.set_attention_impl(fused)
     if cfg.model.grad_checkpointing and hasattr(model, "set_grad_checkpointing"):
         model.set_grad_checkpointing(True)
+    sharded = cfg.run.strategy == "fsdp"
+    if sharded:  # before the optimizer: it must hold the sharded parameters
+        shard_model(model, d.device, precision)
     optimizer = build_optimizer(model, o)
     ema = ModelEma(model, o.ema_decay) if o.ema_decay else None
     criterion = _build_criterion(cfg, d.device)
@@ -277,7 +340,12 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
     start_epoch, start_batch, step, best, spent = 0, 0, 0, -1.0, 0.0
     if resume is not None:
         spent = float(resume.get("spent_s", 0.0))
-        optimizer.load_state_dict(resume["optimizer"])
+        if resume.get("sharded"):
+            if not sharded:
+                raise UsageError(f"{out}: a sharded (fsdp) run resumes with run.strategy=fsdp")
+            load_sharded(out / resume["sharded"], model, optimizer)  # resharded to this world size
+        else:
+            optimizer.load_state_dict(resume["optimizer"])
         if ema is not None and resume.get("ema_state") is not None:
             ema.module.load_state_dict(resume["ema_state"])
         (start_epoch, start_batch), step, best = resume_position(resume), resume["step"], resume["best_top1"]
@@ -285,13 +353,17 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
     raw_model = model
     if cfg.run.compile:
         model = torch.compile(model)
-    if d.enabled:
+    if d.enabled and not sharded:
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
 
     per_proc = o.batch_size // (d.world * o.accum_steps)
-    sampler = ShardSampler(len(data.train), d.rank, d.world, o.batch_size, cfg.run.seed)
-    train_loader, val_loader, n_train, n_val, cache_skipped = _loaders(cfg, d, data, size, per_proc, sampler)
+    if shards:  # the ShardLoader takes the sampler's part (set_epoch, skip on resume)
+        train_loader, val_loader, n_train, n_val = _shard_loaders(cfg, d, data.classes, manifest, size, per_proc)
+        sampler, cache_skipped = train_loader, 0
+    else:
+        sampler = ShardSampler(len(data.train), d.rank, d.world, o.batch_size, cfg.run.seed)
+        train_loader, val_loader, n_train, n_val, cache_skipped = _loaders(cfg, d, data, size, per_proc, sampler)
     if n_train < o.batch_size:
         raise UsageError(f"{n_train} training images is fewer than one batch of {o.batch_size}; "
                          f"lower --batch-size")
@@ -321,4 +393,4 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
                warmup_steps=int(round(o.warmup_epochs * steps_per_epoch)), preprocess=preprocess, log=log,
                clock=Clock(o.budget_minutes, process_start_time(), spent), start_epoch=start_epoch,
                start_batch=start_batch, step=step, best=best, cache_skipped=cache_skipped,
-               checkpoint_every=parse_every(cfg.run.checkpoint_every))
+               checkpoint_every=parse_every(cfg.run.checkpoint_every), sharded=sharded)

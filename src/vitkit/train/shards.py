@@ -1,0 +1,229 @@
+"""WebDataset tar shards: writing them from an ImageFolder, and training from them.
+
+    vitkit shards DIR --out SHARDS/ --shard-size 256MB       # SHARDS/train-000000.tar ..., val-..., dataset.json
+
+`--shard-size` counts the images' bytes (tar headers add 512 B per member): a split becomes
+ceil(bytes / size) shards of equal sample counts.
+    vitkit train --data 'SHARDS/train-{000000..000099}.tar' --val-data SHARDS/ ...   # or any URL WebDataset opens
+
+Layout of a sample (WebDataset's convention: files sharing a key): `KEY.jpg|png|…` (the image
+bytes as they were, never re-encoded), `KEY.cls` (class index), `KEY.idx` (index in its split).
+`dataset.json` beside the shards holds the class-name table and each split's sample count;
+the count defines an epoch (a stream has no length).
+
+Reading is WebDataset's pipeline (shard list → split_by_node → split_by_worker → tar → samples →
+shuffle buffer); vitkit adds only what training needs around it:
+- the shard order is a permutation of (seed, epoch) taken before the node split, so ranks get
+  disjoint shards, different each epoch;
+- every rank takes exactly `steps_per_epoch` batches per epoch (the stream goes on into its
+  next pass if a rank's shards run short), so DDP ranks never wait on each other: with as many
+  equal shards per rank (what `vitkit shards` writes when the shard count divides), each sample
+  is seen exactly once per epoch;
+- images are decoded and transformed by the folder path's code, and an unreadable sample is
+  skipped and counted the same way;
+- a run resumed mid-epoch replays the same order and drops the batches already trained.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import random
+import re
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from ..errors import UsageError
+from .data import collate_skip_bad
+from .images import open_rgb
+from .preempt import ignore_stop_signals
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
+MANIFEST = "dataset.json"
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*:")
+
+
+def is_shard_spec(path: str | None) -> bool:
+    """Tar shards ('x-{000000..000009}.tar', 'x.tar', a URL) rather than an ImageFolder path."""
+    if not path or path == "sample":
+        return False
+    p = str(path)
+    return ".tar" in p or ("{" in p and ".." in p) or bool(_URL.match(p) and not Path(p).exists())
+
+
+def expand_shards(spec: str) -> list[str]:
+    """Brace-expanded shard URLs (WebDataset's own expansion; '::' separates several specs)."""
+    from webdataset.shardlists import expand_urls
+
+    urls = expand_urls(spec)
+    local = [u for u in urls if not _URL.match(u)]
+    missing = [u for u in local if not Path(u).is_file()]
+    if missing:
+        raise UsageError(f"--data {spec}: {len(missing)} of {len(urls)} shards do not exist (first: {missing[0]})")
+    return urls
+
+
+def read_manifest(spec: str) -> dict:
+    """dataset.json of the folder (or URL prefix) the shards live in."""
+    from webdataset.gopen import gopen
+
+    first = expand_shards(spec)[0] if not Path(spec).is_dir() else str(Path(spec) / "x")
+    where = first.rsplit("/", 1)[0] + "/" + MANIFEST if "/" in first else MANIFEST
+    try:
+        with gopen(where, "rb") as f:
+            manifest = json.loads(f.read())
+    except Exception as e:  # missing file, bad JSON, unreachable URL
+        raise UsageError(f"{where}: cannot read the shards' manifest ({type(e).__name__}: {str(e)[:120]}); "
+                         f"shards written by `vitkit shards` have one") from None
+    if not isinstance(manifest, dict) or "classes" not in manifest or "splits" not in manifest:
+        raise UsageError(f"{where}: not a vitkit shard manifest (needs 'classes' and 'splits')")
+    return manifest
+
+
+def split_spec(spec: str, split: str) -> str:
+    """A shard folder → its `split` pattern from the manifest; a pattern stays as it is."""
+    if Path(spec).is_dir():
+        m = read_manifest(spec)
+        if split not in m["splits"]:
+            raise UsageError(f"{spec}: no '{split}' shards (has {', '.join(m['splits'])})")
+        return str(Path(spec) / m["splits"][split]["pattern"])
+    return spec
+
+
+def parse_size(text: str) -> int:
+    """'256MB' / '64KB' / '1GB' / '1000' → bytes (powers of 1000, as tar shard tools count)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(KB|MB|GB|B)?\s*", str(text), re.IGNORECASE)
+    if not m or float(m.group(1)) <= 0:
+        raise UsageError(f"--shard-size {text!r}: give a size such as 64KB, 256MB or 1GB")
+    scale = {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9}[(m.group(2) or "").upper()]
+    return int(float(m.group(1)) * scale)
+
+
+def write_shards(root: Path, out: Path, shard_bytes: int, seed: int = 0, splits=("train", "val", "test")) -> dict:
+    """Every split of the ImageFolder `root` as `out/SPLIT-%06d.tar` (samples in a seeded random
+    order, so a shard holds a mix of classes) and `out/dataset.json`. Returns the manifest."""
+    import webdataset as wds
+    from torchvision.datasets.folder import find_classes
+
+    present = [s for s in splits if (root / s).is_dir()]
+    if "train" not in present:
+        raise UsageError(f"{root}: no train/ folder (ImageFolder layout: train/<class>/<image>)")
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"--out {out}: exists and is not empty; choose a new folder")
+    classes, to_idx = find_classes(str(root / "train"))
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": "vitkit-shards", "classes": classes, "splits": {}}
+    for split in present:
+        files = sorted((p, to_idx[p.parent.name]) for p in (root / split).glob("*/*")
+                       if p.is_file() and p.parent.name in to_idx and p.suffix.lower().lstrip(".") in IMAGE_EXTS)
+        random.Random(seed).shuffle(files)
+        # ceil(bytes / shard size) shards with equal sample counts (the last may hold fewer): with
+        # as many shards per rank × worker, every rank sees each of its samples once per epoch.
+        total = sum(f.stat().st_size for f, _ in files)
+        n_shards = max(1, -(-total // shard_bytes))
+        per_shard = max(1, -(-len(files) // n_shards))
+        with wds.ShardWriter(str(out / f"{split}-%06d.tar"), maxsize=float("inf"), maxcount=per_shard,
+                             verbose=0) as sink:
+            for idx, (path, cls) in enumerate(files):
+                ext = path.suffix.lower().lstrip(".")
+                sink.write({"__key__": f"{idx:09d}", ext: path.read_bytes(), "cls": str(cls), "idx": str(idx)})
+            n_shards = sink.shard
+        manifest["splits"][split] = {"samples": len(files), "shards": n_shards,
+                                     "pattern": f"{split}-{{000000..{n_shards - 1:06d}}}.tar"}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _decode(sample: dict, transform, aug_key: int | None):
+    """(image tensor, class) or None for an unreadable image (counted by collate_skip_bad).
+
+    With `aug_key` the random augmentation is seeded by (key, sample index), as the folder
+    path seeds it by (seed, epoch, index): the same whatever the workers, ranks, or a resume.
+    """
+    ext = next((e for e in IMAGE_EXTS if e in sample), None)
+    try:
+        img = open_rgb(io.BytesIO(sample[ext]))
+        if aug_key is None:
+            return transform(img), int(sample["cls"])
+        with torch.random.fork_rng(devices=[]):  # workers=0: this is the training process's RNG
+            torch.manual_seed((aug_key + int(sample["idx"])) % (2**63))
+            return transform(img), int(sample["cls"])
+    except Exception:  # missing image member, truncated bytes, not an image
+        return None
+
+
+class ShardStream(IterableDataset):
+    """One pass over this rank's (and DataLoader worker's) shards as (image, class) samples.
+
+    `index_only=True` yields the samples' split indices instead (no decoding): what the tests
+    use to check that ranks and workers never overlap.
+    """
+
+    def __init__(self, urls: list[str], transform, seed: int, shuffle_buffer: int = 1000,
+                 train: bool = True, index_only: bool = False):
+        self.urls, self.transform, self.seed = list(urls), transform, seed
+        self.shuffle_buffer, self.train, self.index_only = shuffle_buffer, train, index_only
+        self.epoch, self.pass_ = 0, 0
+
+    def __iter__(self):
+        import webdataset as wds
+
+        urls = list(self.urls)
+        key = (self.seed * 1_000_003 + self.epoch * 1_009 + self.pass_) % (2**63)
+        if self.train:  # same permutation on every rank, before the node split: disjoint shards
+            random.Random(key).shuffle(urls)
+        stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker,
+                  wds.tarfile_to_samples(handler=wds.warn_and_continue)]
+        if self.train and self.shuffle_buffer > 1:
+            info = torch.utils.data.get_worker_info()
+            rank_worker = wds.utils.pytorch_worker_info()[0] * 1000 + (info.id if info else 0)
+            stages.append(wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer,
+                                      rng=random.Random(key * 7919 + rank_worker)))
+        for sample in wds.DataPipeline(*stages):
+            if self.index_only:
+                yield torch.tensor(int(sample["idx"])), int(sample["cls"])
+            else:
+                yield _decode(sample, self.transform, key * 10_000_019 if self.train else None)
+
+
+class ShardLoader:
+    """Exactly `batches` batches per epoch from a ShardStream, the engine's train loader.
+
+    `set_epoch(epoch, skip_batches, per_proc)` plays the ShardSampler's part: a resumed run
+    replays the epoch's order and drops the first `skip_batches` batches.
+    """
+
+    def __init__(self, stream: ShardStream, per_proc: int, batches: int, workers: int):
+        self.stream, self.per_proc, self.batches, self.workers = stream, per_proc, batches, workers
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip_batches: int = 0, per_proc_batch: int = 0) -> None:
+        self.stream.epoch, self.skip = epoch, skip_batches
+
+    def __len__(self) -> int:
+        return self.batches - self.skip
+
+    def _passes(self):
+        for n in itertools.count():
+            self.stream.pass_ = n
+            loader = DataLoader(self.stream, batch_size=self.per_proc, num_workers=self.workers,
+                                collate_fn=collate_skip_bad, worker_init_fn=ignore_stop_signals)
+            got = 0
+            for batch in loader:
+                got += 1
+                yield batch
+            if got == 0:
+                raise UsageError("a training shard stream yielded no samples on this rank: fewer shards than "
+                                 "processes × workers? write smaller shards (vitkit shards --shard-size)")
+
+    def __iter__(self):
+        return itertools.islice(self._passes(), self.skip, self.batches)
+
+
+def shard_eval_loader(spec: str, transform, per_proc: int, workers: int) -> DataLoader:
+    """Every sample of the evaluation shards once, split over ranks and workers, in order."""
+    stream = ShardStream(expand_shards(spec), transform, seed=0, train=False)
+    return DataLoader(stream, batch_size=per_proc, num_workers=workers, collate_fn=collate_skip_bad,
+                      worker_init_fn=ignore_stop_signals)
