@@ -32,10 +32,14 @@ class Every:
     steps: int | None = None
     seconds: float | None = None
 
-    def due(self, step: int, since_last_s: float) -> bool:
-        if self.steps is not None:
-            return step % self.steps == 0
+    def steps_due(self, step: int) -> bool:
+        return self.steps is not None and step % self.steps == 0
+
+    def time_due(self, since_last_s: float) -> bool:
         return self.seconds is not None and since_last_s >= self.seconds
+
+    def due(self, step: int, since_last_s: float) -> bool:
+        return self.steps_due(step) or self.time_due(since_last_s)
 
 
 def parse_every(text: str | None) -> Every | None:

@@ -85,8 +85,7 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
         # stop decision: one rank signalled stops all after this step, none hangs.
         # Rank 0's clock decides a time-based checkpoint for all (a sharded one needs every rank).
         every = run.checkpoint_every
-        time_due = (d.is_main and every is not None and every.seconds is not None
-                    and time.time() - run.last_ckpt_t >= every.seconds)
+        time_due = d.is_main and every is not None and every.time_due(time.time() - run.last_ckpt_t)
         packed = torch.stack([step_loss, step_loss.new_tensor(run.clock.projected_s()),
                               step_loss.new_tensor(float(run.stop.requested)), step_loss.new_tensor(float(time_due))])
         value, run.clock.synced_s, signalled, time_due = (dist_utils.all_reduce_sum(packed, d) / d.world).tolist()
@@ -118,7 +117,7 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
         elif signalled > 0:
             stop = "signal"
         at_epoch_end = i + 1 == len(run.train_loader) + first
-        due = time_due > 0 or (every is not None and every.steps is not None and run.step % every.steps == 0)
+        due = time_due > 0 or (every is not None and every.steps_due(run.step))
         if (d.is_main or run.sharded) and (stop == "signal" or (due and not stop and not at_epoch_end)):
             # (epoch, i + 1): the next batch to train; the epoch end writes its own checkpoint.
             write_checkpoint(run, "last.pt", run.raw_model, epoch, (epoch, i + 1))
