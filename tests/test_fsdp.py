@@ -92,3 +92,13 @@ def test_fsdp_refuses_what_it_does_not_support(cifar_small, tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 2 and err.count("\n") == 1 and "strategy" in err, err
         assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_fsdp_with_torch_compile_takes_the_same_steps(runs, cifar_small, tmp_path):
+    """FSDP2 under torch.compile (inductor on the CPU): the same losses as eager FSDP2."""
+    args = [a if a != "12" else "6" for a in COMMON]  # --max-steps 6: compilation is the cost
+    r = _torchrun(*args, "--data", cifar_small, "--out", tmp_path / "c", "--strategy", "fsdp", "--compile")
+    assert r.returncode == 0, r.stderr[-3000:]
+    compiled, eager = _losses(tmp_path / "c"), _losses(runs / "fsdp")[:6]
+    assert len(compiled) == 6 and max(abs(a - b) for a, b in zip(compiled, eager)) < 1e-4, (compiled, eager)
