@@ -7,7 +7,8 @@ ceil(bytes / size) shards of equal sample counts.
     vitkit train --data 'SHARDS/train-{000000..000099}.tar' --val-data SHARDS/ ...   # or any URL WebDataset opens
 
 Layout of a sample (WebDataset's convention: files sharing a key): `KEY.jpg|png|…` (the image
-bytes as they were, never re-encoded), `KEY.cls` (class index), `KEY.idx` (index in its split).
+bytes as they were, never re-encoded) and `KEY.cls` (class index); KEY is the sample's index in
+its split, nine digits (shards of other tools: any key, hashed where an index is needed).
 `dataset.json` beside the shards holds the class-name table and each split's sample count;
 the count defines an epoch (a stream has no length).
 
@@ -30,6 +31,7 @@ import itertools
 import json
 import random
 import re
+import zlib
 from pathlib import Path
 
 import torch
@@ -128,12 +130,18 @@ def write_shards(root: Path, out: Path, shard_bytes: int, seed: int = 0, splits=
                              verbose=0) as sink:
             for idx, (path, cls) in enumerate(files):
                 ext = path.suffix.lower().lstrip(".")
-                sink.write({"__key__": f"{idx:09d}", ext: path.read_bytes(), "cls": str(cls), "idx": str(idx)})
+                sink.write({"__key__": f"{idx:09d}", ext: path.read_bytes(), "cls": str(cls)})
             n_shards = sink.shard
         manifest["splits"][split] = {"samples": len(files), "shards": n_shards,
                                      "pattern": f"{split}-{{000000..{n_shards - 1:06d}}}.tar"}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def sample_index(sample: dict) -> int:
+    """The sample's index in its split: its key as written by `vitkit shards`, else a hash of it."""
+    key = sample["__key__"].rsplit("/", 1)[-1]
+    return int(key) if key.isdigit() else zlib.crc32(key.encode())
 
 
 def _decode(sample: dict, transform, aug_key: int | None):
@@ -148,7 +156,7 @@ def _decode(sample: dict, transform, aug_key: int | None):
         if aug_key is None:
             return transform(img), int(sample["cls"])
         with torch.random.fork_rng(devices=[]):  # workers=0: this is the training process's RNG
-            torch.manual_seed((aug_key + int(sample["idx"])) % (2**63))
+            torch.manual_seed((aug_key + sample_index(sample)) % (2**63))
             return transform(img), int(sample["cls"])
     except Exception:  # missing image member, truncated bytes, not an image
         return None
@@ -183,7 +191,7 @@ class ShardStream(IterableDataset):
                                       rng=random.Random(key * 7919 + rank_worker)))
         for sample in wds.DataPipeline(*stages):
             if self.index_only:
-                yield torch.tensor(int(sample["idx"])), int(sample["cls"])
+                yield torch.tensor(sample_index(sample)), int(sample["cls"])
             else:
                 yield _decode(sample, self.transform, key * 10_000_019 if self.train else None)
 
