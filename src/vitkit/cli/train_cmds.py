@@ -231,14 +231,14 @@ def _load_for(checkpoint: str, runtime: str, precision: str):
 
 
 def run_predict(args) -> int:
-    from ..train.predict import expand_inputs, predict_files, write_results
+    from ..train.predict import expand_inputs, output_format, predict_files, write_results
 
     if args.topk < 1:
         raise UsageError("--topk must be at least 1")
     if args.batch_size < 1 or args.workers < 0:
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
-    if args.output and not args.output.lower().endswith((".csv", ".jsonl")):
-        raise UsageError(f"--output {args.output}: choose a .csv or .jsonl file")
+    if args.output:
+        output_format(args.output)  # before any image is read
     paths = expand_inputs(args.images)
     model, _, precision = _load_for(args.checkpoint, args.runtime, args.precision)
     results = predict_files(model, paths, args.topk, batch_size=args.batch_size, precision=precision,

@@ -64,10 +64,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, dynamic_size: bool = True
         raise UsageError("export needs a vitkit ViT (a model with .cfg and .patch_embed)")
     if opset < DEFAULT_OPSET:
         raise UsageError(f"--opset {opset}: at least {DEFAULT_OPSET} is needed (Resize with antialias)")
-    m = copy.deepcopy(model).float().eval().cpu()
-    for attr in ("class_names", "preprocess"):
-        if hasattr(model, attr):
-            setattr(m, attr, getattr(model, attr))
+    m = copy.deepcopy(model).float().eval().cpu()  # the copy keeps class_names / preprocess
     if hasattr(m, "set_attention_impl"):
         m.set_attention_impl(False)
     p = m.cfg.patch_size

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UsageError
+from ..train.predict import preprocess_of
 from .onnx_export import METADATA_KEY
 
 
@@ -50,15 +51,13 @@ class OnnxClassifier:
         self.meta = json.loads(meta) if meta else {}
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self.input_name = inp.name
-        pre = dict(self.meta.get("preprocess") or {})
-        if "img_size" not in pre:
-            side = inp.shape[-1] if isinstance(inp.shape[-1], int) else 224
-            pre.update(img_size=side, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225],
-                       crop_pct=0.875, interpolation="bicubic")
-        self.preprocess = pre
         self.class_names = self.meta.get("class_names")
+        pre = dict(self.meta.get("preprocess") or {})
+        side = pre.get("img_size") or (inp.shape[-1] if isinstance(inp.shape[-1], int) else 224)
         n = out.shape[-1] if isinstance(out.shape[-1], int) else len(self.class_names or []) or 0
-        self.cfg = _Cfg((pre["img_size"], pre["img_size"]), n)
+        self.cfg = _Cfg((side, side), n)
+        self.preprocess = pre
+        self.preprocess = preprocess_of(self)  # missing fields: the defaults every vitkit model gets
         self.training = False
         self.device = torch.device("cpu")
 

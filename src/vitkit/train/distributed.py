@@ -29,6 +29,11 @@ class Dist:
         return self.world > 1
 
 
+def restart_count() -> int:
+    """How many times torchrun (`--max-restarts`) has restarted this worker; 0 outside torchrun."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+
+
 def init(device: str = "auto") -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
@@ -41,7 +46,7 @@ def init(device: str = "auto") -> Dist:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if use_cuda else "gloo"
-        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+        restart = restart_count()
         if restart > 0 and "MASTER_ADDR" in os.environ:
             # The trap: torchrun's store outlives a restart, and with it the failed attempt's peer
             # addresses under the same keys; a rank that reads one before its peer rewrites it

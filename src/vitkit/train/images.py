@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageOps
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")  # what folders are searched for
+
 
 def to_rgb(img: Image.Image) -> Image.Image:
     img = ImageOps.exif_transpose(img)  # phone photos: honour the rotation flag

@@ -23,9 +23,8 @@ from ..errors import UsageError
 from ..hardware import autocast
 from .config import IMAGENET_MEAN, IMAGENET_STD
 from .data import eval_transform
-from .images import open_rgb
+from .images import IMAGE_SUFFIXES, open_rgb
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 
@@ -144,11 +143,19 @@ def predict_files(model, paths: list[str], topk: int = 5, batch_size: int = 32, 
     return results  # type: ignore[return-value]
 
 
+def output_format(path: str | Path) -> str:
+    """"csv" or "jsonl" from the file name; a one-line error otherwise."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in ("csv", "jsonl"):
+        raise UsageError(f"--output {path}: choose a .csv or .jsonl file")
+    return fmt
+
+
 def write_results(results: list[dict], path: str | Path, topk: int) -> Path:
     """`.csv` (path, label_1, prob_1, …, label_k, prob_k, error) or `.jsonl` (one object per
     image), written atomically: an interrupted run leaves no half file."""
     path = Path(path)
-    if path.suffix.lower() == ".csv":
+    if output_format(path) == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["path"] + [f"{c}_{j}" for j in range(1, topk + 1) for c in ("label", "prob")] + ["error"])
@@ -156,9 +163,7 @@ def write_results(results: list[dict], path: str | Path, topk: int) -> Path:
             cells = [v for t in r["topk"] for v in (t["label"], f"{t['prob']:.6f}")]
             w.writerow([r["path"]] + cells + [""] * (2 * topk - len(cells)) + [r["error"]])
         text = buf.getvalue()
-    elif path.suffix.lower() == ".jsonl":
-        text = "".join(json.dumps(r) + "\n" for r in results)
     else:
-        raise UsageError(f"--output {path}: choose a .csv or .jsonl file")
+        text = "".join(json.dumps(r) + "\n" for r in results)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     return path

@@ -160,11 +160,6 @@ class Run:
         return self.ema.module if self.ema is not None else self.raw_model
 
 
-def elastic_restart() -> bool:
-    """True in a worker that torchrun restarted (`--max-restarts`) after a failure."""
-    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
-
-
 def drop_metrics_after(path: Path, step: int) -> None:
     """Keep metrics.jsonl records up to the resumed checkpoint's step: the steps after it are
     trained again, and each must appear once (also after several restarts)."""
@@ -232,37 +227,21 @@ def _shard_loaders(cfg: TrainConfig, d: dist_utils.Dist, classes: list[str], man
                    per_proc: int):
     """(train ShardLoader, val loader, n_train, n_val) for a shard --data; --val-data may be
     shards, a shard folder, or an ImageFolder."""
-    from .evaluate import make_eval_loader
-    from .shards import ShardLoader, ShardStream, expand_shards, is_shard_spec, read_manifest, shard_eval_loader
-    from .shards import split_spec
+    from .data import ImageFolderSafe, eval_folder
+    from .shards import ShardLoader, ShardStream, eval_shards, expand_shards, shard_eval_loader
 
     o = cfg.data
-    urls = expand_shards(o.path)
     n_train = int(manifest["splits"]["train"]["samples"])
     batches = (n_train // cfg.optim.batch_size) * cfg.optim.accum_steps
-    stream = ShardStream(urls, train_transform(o, size), cfg.run.seed, o.shuffle_buffer)
+    stream = ShardStream(expand_shards(o.path), train_transform(o, size), cfg.run.seed, o.shuffle_buffer)
     train = ShardLoader(stream, per_proc, batches, o.workers)
     val_tf = eval_transform(size, o.mean, o.std, o.crop_pct, o.interpolation)
-    val_src = o.val_path
-    if val_src is None:  # the manifest's val (or test) split beside the training shards
-        name = next((s for s in ("val", "test") if s in manifest["splits"]), None)
-        if name is None:
-            raise UsageError(f"--data {o.path}: no val/test shards beside it; pass --val-data DIR|SHARDS")
-        val_src = str(Path(urls[0]).parent / manifest["splits"][name]["pattern"])
-    elif Path(val_src).is_dir() and (Path(val_src) / "dataset.json").exists():
-        val_src = split_spec(val_src, next(s for s in ("val", "test") if s in read_manifest(val_src)["splits"]))
-    if is_shard_spec(val_src):
-        val_manifest = read_manifest(val_src)
-        if list(val_manifest["classes"]) != classes:
-            raise UsageError(f"--val-data {val_src}: its classes differ from the training shards'")
-        n_val = next((int(v["samples"]) for v in val_manifest["splits"].values()
-                      if v["pattern"].split("-")[0] == Path(expand_shards(val_src)[0]).name.split("-")[0]), 0)
-        return train, shard_eval_loader(val_src, val_tf, per_proc, o.workers), n_train, n_val
-    from .data import ImageFolderSafe, eval_folder
-
-    val_ds = ImageFolderSafe(eval_folder(val_src), val_tf, classes=classes)
-    pin = d.device.type == "cuda"
-    return train, make_eval_loader(val_ds, per_proc, d, o.workers, pin), n_train, len(val_ds)
+    shards = eval_shards(o.val_path, o.path, manifest, classes)
+    if shards is not None:
+        spec, n_val = shards
+        return train, shard_eval_loader(spec, val_tf, per_proc, o.workers), n_train, n_val
+    val_ds = ImageFolderSafe(eval_folder(o.val_path), val_tf, classes=classes)
+    return train, make_eval_loader(val_ds, per_proc, d, o.workers, d.device.type == "cuda"), n_train, len(val_ds)
 
 
 def _loaders(cfg: TrainConfig, d: dist_utils.Dist, data, size: int, per_proc: int, sampler: ShardSampler):
@@ -295,7 +274,7 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
     t_start = time.time()  # wall time counts decoding and setup, not only steps
     out = Path(cfg.run.out)
     resume = None
-    if elastic_restart() and (out / "last.pt").exists():
+    if dist_utils.restart_count() > 0 and (out / "last.pt").exists():
         cfg.run.resume = True  # torchrun --max-restarts: a restarted worker continues by itself
     if cfg.run.resume:
         cfg, resume = _resume_config(cfg, out)

@@ -39,10 +39,10 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from ..errors import UsageError
 from .data import collate_skip_bad
-from .images import open_rgb
+from .images import IMAGE_SUFFIXES, open_rgb
 from .preempt import ignore_stop_signals
 
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
+IMAGE_EXTS = tuple(s.lstrip(".") for s in IMAGE_SUFFIXES)  # a sample's image member: KEY.jpg, KEY.png, ...
 MANIFEST = "dataset.json"
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*:")
 
@@ -84,14 +84,28 @@ def read_manifest(spec: str) -> dict:
     return manifest
 
 
-def split_spec(spec: str, split: str) -> str:
-    """A shard folder → its `split` pattern from the manifest; a pattern stays as it is."""
-    if Path(spec).is_dir():
-        m = read_manifest(spec)
-        if split not in m["splits"]:
-            raise UsageError(f"{spec}: no '{split}' shards (has {', '.join(m['splits'])})")
-        return str(Path(spec) / m["splits"][split]["pattern"])
-    return spec
+def eval_shards(val_path: str | None, train_spec: str, manifest: dict, classes: list[str]) -> tuple[str, int] | None:
+    """The evaluation shards of a shard-trained run as (spec, samples), or None when `val_path`
+    is an ImageFolder. None given: the val (or test) split beside the training shards; a shard
+    folder: its val (or test) split; a pattern or URL: as it is. Classes must match training's."""
+    def split_of(m: dict, where: str, folder: Path) -> tuple[str, int]:
+        name = next((s for s in ("val", "test") if s in m["splits"]), None)
+        if name is None:
+            raise UsageError(f"{where}: no val/test shards (has {', '.join(m['splits'])}); pass --val-data DIR|SHARDS")
+        return str(folder / m["splits"][name]["pattern"]), int(m["splits"][name]["samples"])
+
+    if val_path is None:
+        return split_of(manifest, f"--data {train_spec}", Path(expand_shards(train_spec)[0]).parent)
+    folder = Path(val_path)
+    if not (folder.is_dir() and (folder / MANIFEST).exists()) and not is_shard_spec(val_path):
+        return None
+    m = read_manifest(val_path)
+    if list(m["classes"]) != list(classes):
+        raise UsageError(f"--val-data {val_path}: its classes differ from the training shards'")
+    if folder.is_dir():
+        return split_of(m, f"--val-data {val_path}", folder)
+    split = Path(expand_shards(val_path)[0]).name.rsplit("-", 1)[0]  # 'val-000000.tar' → 'val'
+    return val_path, int(m["splits"].get(split, {}).get("samples", 0))
 
 
 def parse_size(text: str) -> int:
