@@ -156,6 +156,7 @@ def test_torchrun_two_processes_train_from_shards(shards, tmp_path):
     (["shards", "DATA", "--out", "OUT/s", "--shard-size", "0MB"], "--shard-size"),
     (["shards", "DATA", "--out", "OUT/s", "--shard-size", "lots"], "--shard-size"),
     (["shards", "DATA", "--out", "SHARDS"], "not empty"),
+    (["shards", "DATA", "--out", "SHARDS/dataset.json"], "not a folder"),
     (["shards", "OUT/missing", "--out", "OUT/s"], "no such directory"),
 ])
 def test_bad_shard_input_is_one_line_exit_2(argv, message, shards, cifar_small, tmp_path, capsys):

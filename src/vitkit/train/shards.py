@@ -126,6 +126,8 @@ def write_shards(root: Path, out: Path, shard_bytes: int, seed: int = 0, splits=
     present = [s for s in splits if (root / s).is_dir()]
     if "train" not in present:
         raise UsageError(f"{root}: no train/ folder (ImageFolder layout: train/<class>/<image>)")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder; choose a new folder")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out}: exists and is not empty; choose a new folder")
     classes, to_idx = find_classes(str(root / "train"))
