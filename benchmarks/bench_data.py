@@ -13,11 +13,12 @@ import time
 
 import torch
 
-from vitkit.models import build_any
-from vitkit.train.config import load_train_config
-from vitkit.train.data import ShardSampler, build_datasets, make_loader
-from vitkit.train.losses import classification_loss
-from vitkit.train.optim import build_optimizer
+from vitkit.factory import create_model
+from vitkit.training.config import load_train_config
+from vitkit.data.folders import build_datasets
+from vitkit.data.samplers import RankSampler, make_loader
+from vitkit.training.losses import classification_loss
+from vitkit.training.optim import build_optimizer
 
 
 def main():
@@ -31,14 +32,14 @@ def main():
     size = cfg.model.img_size or 32
     data = build_datasets(cfg.data, size)
     B = cfg.optim.batch_size
-    loader = make_loader(data.train, B, ShardSampler(len(data.train), 0, 1, B, 0), cfg.data.workers, False)
+    loader = make_loader(data.train, B, RankSampler(len(data.train), 0, 1, B, 0), cfg.data.workers, False)
     it = iter(loader)
     next(it)
     t = time.perf_counter()
     for _ in range(a.batches):
         next(it)
     data_rate = a.batches * B / (time.perf_counter() - t)
-    model = build_any(cfg.model.name, num_classes=len(data.classes), img_size=size, **cfg.model.overrides).train()
+    model = create_model(cfg.model.name, num_classes=len(data.classes), img_size=size, **cfg.model.overrides).train()
     opt = build_optimizer(model, cfg.optim)
     x, y = torch.randn(B, 3, size, size), torch.randint(0, len(data.classes), (B,))
 

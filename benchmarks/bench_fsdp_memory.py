@@ -24,7 +24,7 @@ import torch.distributed as dist
 
 import vitkit
 from vitkit.hardware import describe_cpu
-from vitkit.train.fsdp import shard_model
+from vitkit.parallel.fsdp import apply_fsdp
 
 
 def local_bytes(tensors) -> int:
@@ -50,7 +50,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = vitkit.create_model(args.model).to(dev)
     if args.strategy == "fsdp":
-        shard_model(model, dev, "bf16" if cuda else "fp32")
+        apply_fsdp(model, dev, "bf16" if cuda else "fp32")
         step_model = model
     else:
         step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if cuda else None)

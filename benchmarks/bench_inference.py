@@ -95,8 +95,8 @@ def accuracy(args) -> list[dict]:
     """Every row over the whole test split (decoded once, held in memory): img/s, top-1, and
     top-1 agreement with vitkit fp32."""
     from vitkit.deploy.quantize import calibration_batches
-    from vitkit.train.data import ImageFolderSafe, eval_folder
-    from vitkit.train.predict import transform_for
+    from vitkit.data.folders import ImageFolderSafe, eval_folder
+    from vitkit.data.transforms import transform_for
 
     model = vitkit.load_model(args.checkpoint).eval()
     ds = ImageFolderSafe(eval_folder(args.data), transform_for(model), classes=model.class_names)

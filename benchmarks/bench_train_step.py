@@ -21,15 +21,15 @@ sys.path.insert(0, str(ROOT / "src"))
 import torch  # noqa: E402
 
 from vitkit.hardware import autocast, describe_cpu, resolve_attention, resolve_precision  # noqa: E402
-from vitkit.models import build_any  # noqa: E402
-from vitkit.train.config import load_train_config  # noqa: E402
-from vitkit.train.losses import DistillationLoss  # noqa: E402
-from vitkit.train.optim import build_optimizer  # noqa: E402
+from vitkit.factory import create_model  # noqa: E402
+from vitkit.training.config import load_train_config  # noqa: E402
+from vitkit.training.losses import DistillationLoss  # noqa: E402
+from vitkit.training.optim import build_optimizer  # noqa: E402
 
 
 def step_alone(cfg, precision: str, fused: bool, steps: int) -> float:
     overrides = dict(cfg.model.overrides, num_classes=10)
-    model = build_any(cfg.model.name, drop_path_rate=cfg.model.drop_path_rate, **overrides)
+    model = create_model(cfg.model.name, drop_path_rate=cfg.model.drop_path_rate, **overrides)
     model.set_attention_impl(fused)
     opt = build_optimizer(model, cfg.optim)
     crit = DistillationLoss("none", None, label_smoothing=cfg.data.label_smoothing)
@@ -53,7 +53,7 @@ def step_alone(cfg, precision: str, fused: bool, steps: int) -> float:
 
 
 def end_to_end(recipe: str, data: str, steps: int) -> float:
-    from vitkit.train.loop import train
+    from vitkit.training.loop import train
 
     with tempfile.TemporaryDirectory() as tmp:
         sets = [f"run.out={tmp}/run", f"data.path={data}", f"run.max_steps={steps}", "run.log_every=10",

@@ -18,7 +18,7 @@ import torch  # noqa: E402
 import vitkit  # noqa: E402
 from vitkit.checkpoint.native import save_model_file  # noqa: E402
 from vitkit.pretrained import BUNDLED, HERE  # noqa: E402
-from vitkit.train.predict import transform_for  # noqa: E402
+from vitkit.data.transforms import transform_for  # noqa: E402
 
 
 def main() -> int:

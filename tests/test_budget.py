@@ -8,15 +8,15 @@ import time
 import pytest
 import torch
 
-from vitkit.train.budget import Clock
-from vitkit.train.optim import lr_at
+from vitkit.training.budget import Clock
+from vitkit.training.optim import lr_at
 
 from test_train import ENV, TINY, cli, read_metrics
 
 
 def test_clock_progress_reserve_and_exhaustion():
     c = Clock(None, time.time())
-    assert not c.budgeted and c.fraction() == 0.0 and c.progress(5, 10) == 0.5 and not c.exhausted()
+    assert c.budget_s is None and c.fraction() == 0.0 and c.progress(5, 10) == 0.5 and not c.exhausted()
     c = Clock(2.0, time.time() - 30, spent_before_s=30)  # 30 s in this process + 30 s before it
     c.reserve_s = 6.0  # the final evaluation must fit too
     assert 65.5 < c.projected_s() < 70
@@ -29,7 +29,7 @@ def test_clock_progress_reserve_and_exhaustion():
 
 
 def test_clock_starts_with_the_process():
-    code = "import time; from vitkit.train.budget import process_start_time as p; print(time.time() - p())"
+    code = "import time; from vitkit.training.budget import process_start_time as p; print(time.time() - p())"
     age = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
                                check=True).stdout)
     assert -1.5 < age < 60, age  # /proc's boot time is whole seconds; the import itself takes a few

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import vitkit
 from vitkit.layers import resample_pos_embed
-from vitkit.train.losses import DistillationLoss
+from vitkit.training.losses import DistillationLoss
 
 
 def test_distilled_outputs_train_tuple_eval_mean():
@@ -67,7 +67,7 @@ def test_loss_values_match_hand_computation():
 
 
 def test_teacher_never_receives_gradients():
-    teacher = vitkit.models.build_any("resnet18_cifar", num_classes=10)
+    teacher = vitkit.create_model("resnet18_cifar", num_classes=10)
     loss_fn = DistillationLoss("soft", teacher, alpha=0.5, tau=3.0).train()
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
     student = vitkit.create_model("deit_tiny_distilled_patch4_32", num_classes=10, depth=1).train()
@@ -85,9 +85,10 @@ def _agreement(student, teacher, x):
 
 
 def test_distillation_run_raises_agreement_with_teacher(cifar_small, tmp_path):
-    from vitkit.train.config import load_train_config
-    from vitkit.train.data import eval_transform, ImageFolderSafe
-    from vitkit.train.loop import train
+    from vitkit.training.config import load_train_config
+    from vitkit.data.folders import ImageFolderSafe
+    from vitkit.data.transforms import eval_transform
+    from vitkit.training.loop import train
 
     common = [f"data.path={cifar_small}", "data.train_crop=pad_crop", "data.workers=0", "run.progress=false",
               "optim.batch_size=50", "optim.warmup_epochs=0.5"]

@@ -11,9 +11,9 @@ from safetensors import safe_open
 
 import vitkit
 from vitkit.errors import UsageError
-from vitkit.train.data import ImageFolderSafe
-from vitkit.train.embed import embed_dataset, knn_classify
-from vitkit.train.predict import transform_for
+from vitkit.data.folders import ImageFolderSafe
+from vitkit.inference.embed import embed_dataset, knn_classify
+from vitkit.data.transforms import transform_for
 
 from test_train import cli
 

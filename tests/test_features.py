@@ -5,7 +5,7 @@ import torch
 
 import vitkit
 
-timm = pytest.importorskip("timm")
+import timm
 
 CASES = [
     ("vit_tiny_patch16_224", {}),

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 import vitkit
 from vitkit.cli.main import main
-from vitkit.train.fsdp import consolidated_model_state
+from vitkit.checkpoint.dcp import consolidated_model_state
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 COMMON = ["train", "--epochs", "2", "--max-steps", "12", "--lr", "1e-3", "--batch-size", "32", "--precision", "fp32",

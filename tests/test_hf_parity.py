@@ -1,10 +1,13 @@
-"""Hugging Face ViT / DeiT checkpoints (written with save_pretrained) give HF's logits."""
+"""Hugging Face ViT / DeiT checkpoints (written with save_pretrained) give HF's logits, with every
+weight perturbed first; and vitkit → HF conversions load back into transformers."""
 import pytest
 import torch
 
 import vitkit
 
-transformers = pytest.importorskip("transformers")
+import transformers
+from conftest import perturb_
+from vitkit.checkpoint import convert
 
 
 def _small(cls_cfg, **kw):
@@ -15,7 +18,7 @@ def _small(cls_cfg, **kw):
 @pytest.fixture
 def hf_vit(tmp_path):
     torch.manual_seed(0)
-    m = transformers.ViTForImageClassification(_small(transformers.ViTConfig)).eval()
+    m = perturb_(transformers.ViTForImageClassification(_small(transformers.ViTConfig))).eval()
     m.save_pretrained(tmp_path / "hf_vit")
     return m, tmp_path / "hf_vit"
 
@@ -23,7 +26,7 @@ def hf_vit(tmp_path):
 @pytest.fixture
 def hf_deit(tmp_path):
     torch.manual_seed(0)
-    m = transformers.DeiTForImageClassificationWithTeacher(_small(transformers.DeiTConfig)).eval()
+    m = perturb_(transformers.DeiTForImageClassificationWithTeacher(_small(transformers.DeiTConfig))).eval()
     m.save_pretrained(tmp_path / "hf_deit")
     return m, tmp_path / "hf_deit"
 
@@ -72,3 +75,14 @@ def test_img_size_override_resamples_like_hf(hf_vit):
     with torch.no_grad():
         ref = hf_model(pixel_values=x, interpolate_pos_encoding=True).logits
         assert (model(x) - ref).abs().max() < 1e-4
+
+
+def test_plain_vit_converted_to_hf_loads_in_transformers_with_the_same_logits(tmp_path):
+    model = perturb_(vitkit.create_model("vit_tiny_patch16_224", num_classes=7, img_size=64, depth=3)).eval()
+    vitkit.save_model(model, tmp_path / "src")
+    convert(tmp_path / "src", tmp_path / "hf", to="hf")
+    hf, info = transformers.ViTForImageClassification.from_pretrained(tmp_path / "hf", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert (hf.eval()(pixel_values=x).logits - model(x)).abs().max() < 1e-4

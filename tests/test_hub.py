@@ -15,8 +15,8 @@ import torch
 
 from test_train import ENV
 
-timm = pytest.importorskip("timm")
-transformers = pytest.importorskip("transformers")
+import timm
+import transformers
 from safetensors.torch import save_file  # noqa: E402
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

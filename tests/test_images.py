@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitkit.train.images import open_rgb
+from vitkit.data.images import open_rgb
 
 
 @pytest.mark.parametrize("mode,fmt", [("L", "png"), ("P", "png"), ("RGBA", "png"), ("LA", "png"),
@@ -41,5 +41,10 @@ def test_exif_orientation_is_honoured(tmp_path):
 
 def test_unreadable_raises(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"\x00" * 10)
-    with pytest.raises(Exception):
+    from PIL import UnidentifiedImageError
+
+    from vitkit.data.images import UNREADABLE
+
+    with pytest.raises(UnidentifiedImageError) as e:
         open_rgb(tmp_path / "bad.jpg")
+    assert isinstance(e.value, UNREADABLE)  # what the loaders skip as unreadable

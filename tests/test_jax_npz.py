@@ -7,7 +7,7 @@ import vitkit
 from vitkit.checkpoint.jax_format import vitkit_to_jax
 from vitkit.checkpoint.native import model_state_dict
 
-timm = pytest.importorskip("timm")
+import timm
 
 
 @pytest.fixture

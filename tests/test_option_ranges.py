@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from vitkit.cli.main import main
-from vitkit.train.config import RANGES, in_interval
+from vitkit.training.config import RANGES, in_interval
 
 
 def _bad_values(interval: str) -> list[str]:

@@ -16,7 +16,7 @@ import torch
 
 from vitkit.cli.main import main
 from vitkit.errors import EXIT_PREEMPTED, UsageError
-from vitkit.train.checkpointing import Every, parse_every
+from vitkit.training.checkpointing import Every, parse_every
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 # A 2-block tiny ViT; 300 training images / batch 32 = 9 steps per epoch, 3 epochs = 27 steps.
@@ -91,8 +91,8 @@ def test_checkpoint_every_parses_steps_and_times():
     assert parse_every("500") == Every(steps=500) and parse_every(500) == Every(steps=500)
     assert parse_every("10m") == Every(seconds=600.0) and parse_every("90s") == Every(seconds=90.0)
     assert parse_every("1.5h") == Every(seconds=5400.0) and parse_every(None) is None
-    assert Every(steps=4).due(8, 0.0) and not Every(steps=4).due(9, 1e9)
-    assert Every(seconds=60).due(3, 61.0) and not Every(seconds=60).due(3, 59.0)
+    assert Every(steps=4).steps_due(8) and not Every(steps=4).steps_due(9) and not Every(steps=4).time_due(1e9)
+    assert Every(seconds=60).time_due(61.0) and not Every(seconds=60).time_due(59.0)
     for bad in ("0", "-5m", "abc", "10 minutes", "2.5"):
         with pytest.raises(UsageError, match="checkpoint_every"):
             parse_every(bad)
@@ -222,7 +222,7 @@ def test_torchrun_restarts_a_killed_worker_and_finishes_once(cifar_small, tmp_pa
 def test_failed_checkpoint_write_keeps_last_and_best_and_exits_1(cifar_small, tmp_path, capsys, monkeypatch):
     """Disk full half-way through the 2nd epoch's last.pt: exit 1 with one line, last.pt and
     best.pt still the 1st epoch's (byte for byte, loadable), no temporary file left."""
-    from vitkit.train import state as state_mod
+    from vitkit.checkpoint import train_state as state_mod
 
     run = tmp_path / "r"
     argv = _args(cifar_small, "tensor", "--out", run, "--epochs", 2)

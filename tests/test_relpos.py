@@ -136,7 +136,7 @@ def test_compiles_without_graph_breaks(form):
 
 
 def test_loads_timm_relpos_bias_checkpoint(tmp_path):
-    timm_relpos = pytest.importorskip("timm.models.vision_transformer_relpos")
+    import timm.models.vision_transformer_relpos as timm_relpos
     ref = timm_relpos.VisionTransformerRelPos(img_size=64, patch_size=16, embed_dim=96, depth=2, num_heads=3,
                                               num_classes=5, rel_pos_type="bias", class_token=False,
                                               global_pool="avg").eval()
@@ -149,7 +149,7 @@ def test_loads_timm_relpos_bias_checkpoint(tmp_path):
 
 
 def test_timm_relpos_mlp_form_is_refused(tmp_path):
-    timm_relpos = pytest.importorskip("timm.models.vision_transformer_relpos")
+    import timm.models.vision_transformer_relpos as timm_relpos
     ref = timm_relpos.VisionTransformerRelPos(img_size=64, patch_size=16, embed_dim=96, depth=1, num_heads=3)
     torch.save(ref.state_dict(), tmp_path / "mlp.pth")
     with pytest.raises(vitkit.checkpoint.CheckpointError, match="MLP or shared form"):

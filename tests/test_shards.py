@@ -18,7 +18,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from vitkit.cli.main import main
-from vitkit.train.shards import ShardLoader, ShardStream, expand_shards
+from vitkit.data.shards import TAR_END, ShardLoader, ShardStream, expand_shards, sample_index, sample_tar_bytes
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 TINY = ["--set", "model.name=vit_tiny_patch4_32", "--set", "model.overrides={depth: 2}", "--set", "data.train_crop=pad_crop",
@@ -34,9 +34,22 @@ def _sha(b: bytes) -> str:
 def shards(cifar_small, tmp_path_factory) -> Path:
     """The 300 training images as 4 shards of 75 (and the 100 test images)."""
     out = tmp_path_factory.mktemp("shards") / "s"
-    train_bytes = sum(p.stat().st_size for p in (cifar_small / "train").rglob("*.jpg"))
-    assert main(["shards", str(cifar_small), "--out", str(out), "--shard-size", f"{train_bytes // 4 + 1}B"]) == 0
+    # sorted sizes, heaviest quarter: a size that fits any 75 samples, and not 300 / 3 = 100 of the lightest
+    costs = sorted(sample_tar_bytes(p.stat().st_size) for p in (cifar_small / "train").rglob("*.jpg"))
+    size = sum(costs[-75:]) + TAR_END
+    assert sum(costs[:100]) + TAR_END > size
+    assert main(["shards", str(cifar_small), "--out", str(out), "--shard-size", f"{size}B"]) == 0
+    for tar in out.glob("*.tar"):  # --shard-size bounds the tar files, headers included
+        assert tar.stat().st_size <= size, (tar, tar.stat().st_size, size)
     return out
+
+
+def test_shard_size_bounds_the_tar_files(cifar_small, tmp_path):
+    out = tmp_path / "s"
+    assert main(["shards", str(cifar_small), "--out", str(out), "--shard-size", "100KB"]) == 0
+    tars = sorted(out.glob("train-*.tar"))
+    assert len(tars) > 1 and all(t.stat().st_size <= 100_000 for t in tars), [t.stat().st_size for t in tars]
+    assert json.loads((out / "dataset.json").read_text())["splits"]["train"]["samples"] == 300
 
 
 def test_shards_hold_every_image_byte_for_byte_with_the_class_table(shards, cifar_small):
@@ -60,10 +73,15 @@ def test_shards_hold_every_image_byte_for_byte_with_the_class_table(shards, cifa
             assert sum(n.endswith(".jpg") for n in t.getnames()) == 75
 
 
+def _index_only(sample, transform, aug_key):
+    """The sample's index in its split instead of its pixels: which samples a rank saw."""
+    return torch.tensor(sample_index(sample)), int(sample["cls"])
+
+
 def _rank_epochs(rank: int, world: int, port: int, urls: list[str], out: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    loader = ShardLoader(ShardStream(urls, None, seed=3, shuffle_buffer=50, index_only=True),
+    loader = ShardLoader(ShardStream(urls, None, seed=3, shuffle_buffer=50, decode=_index_only),
                          per_proc=15, batches=10, workers=2)
     seen = []
     for epoch in range(2):

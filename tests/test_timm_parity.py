@@ -1,10 +1,12 @@
-"""Same weights in timm and vitkit give the same logits (native and non-square sizes)."""
+"""Same weights in timm and vitkit give the same logits (native and non-square sizes). Every
+weight is perturbed first (conftest.perturb_), so a swapped pair of same-shaped tensors shows."""
 import pytest
 import torch
 
 import vitkit
 
-timm = pytest.importorskip("timm")
+import timm
+from conftest import perturb_
 
 CASES = [
     ("vit_tiny_patch16_224", {}, (160, 256)),
@@ -18,7 +20,7 @@ def _timm_model(name, kw):
     m = timm.create_model(name, pretrained=False, dynamic_img_size=True, **kw).eval()
     if "distilled" in name:
         m.set_distilled_training(False)
-    return m
+    return perturb_(m)
 
 
 @pytest.mark.parametrize("name,kw,other", CASES, ids=[c[0] + ("_avg" if c[1] else "") for c in CASES])
@@ -37,7 +39,7 @@ def test_timm_weights_give_same_logits(tmp_path, name, kw, other):
 
 def test_native_model_runs_in_timm_unchanged():
     """vitkit's parameter names are timm's: a vitkit state dict loads strictly into timm."""
-    model = vitkit.create_model("vit_small_patch16_224").eval()
+    model = perturb_(vitkit.create_model("vit_small_patch16_224")).eval()
     ref = timm.create_model("vit_small_patch16_224", pretrained=False, dynamic_img_size=True).eval()
     ref.load_state_dict(model.state_dict(), strict=True)
     x = torch.randn(2, 3, 224, 224)

@@ -1,5 +1,4 @@
 """Figures: PNGs of the expected size that are not blank; the analysis maths against hand values."""
-import json
 import subprocess
 import sys
 
@@ -14,8 +13,8 @@ from vitkit.viz import analysis
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, cifar_small):
-    from vitkit.train.config import load_train_config
-    from vitkit.train.loop import train
+    from vitkit.training.config import load_train_config
+    from vitkit.training.loop import train
 
     run = tmp_path_factory.mktemp("viz") / "run"
     train(load_train_config(None, ["model.name=deit_tiny_distilled_patch4_32", "model.overrides={depth: 2}",

@@ -9,14 +9,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import ConfigError
+
 POOLS = ("cls", "mean")
 POS_EMBEDS = ("learned", "sincos", "none")
 REL_POS = ("none", "shaw", "decomposed", "bias")
 ACTS = ("gelu", "gelu_tanh")
 
 
-class ConfigError(ValueError):
-    """A config value a user gave that vitkit cannot build a model from."""
 
 
 def _pair(v: Any) -> tuple[int, int]:
@@ -142,3 +142,44 @@ class ViTConfig:
         if unknown:
             raise ConfigError(f"unknown model option(s): {', '.join(unknown)}")
         return dataclasses.replace(self, **overrides)
+
+
+# CNN teachers (models/resnet.py): torchvision ResNets, optionally with a CIFAR stem.
+CNN_ARCHS = ("resnet18", "resnet34", "resnet50")
+
+
+@dataclass
+class CNNConfig:
+    arch: str = "resnet18"
+    num_classes: int = 1000
+    cifar_stem: bool = False
+    img_size: tuple[int, int] = (224, 224)
+    in_chans: int = 3
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.arch not in CNN_ARCHS:
+            raise ConfigError(f"unknown CNN arch {self.arch!r}; choose one of {', '.join(CNN_ARCHS)}")
+        self.img_size = (self.img_size, self.img_size) if isinstance(self.img_size, int) else tuple(self.img_size)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["img_size"] = list(self.img_size)
+        return d
+
+    def replace(self, **overrides) -> "CNNConfig":
+        known = {f.name for f in dataclasses.fields(self)}
+        bad = sorted(k for k in overrides if k not in known and k not in _VIT_ONLY)
+        if bad:
+            raise ConfigError(f"unknown CNN option(s): {', '.join(bad)}")
+        # ViT-only options (drop_path_rate, ...) mean nothing to a CNN: they are ignored, not fatal.
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if k in known})
+
+
+_VIT_ONLY = ("drop_path_rate", "drop_rate", "pos_embed_interp", "pos_embed_antialias", "patch_dropout")
+
+
+def config_from_dict(d: dict):
+    """The config a checkpoint header describes: a CNN when it names an `arch`, else a ViT."""
+    d = dict(d)
+    return CNNConfig(**d) if "arch" in d else ViTConfig.from_dict(d)

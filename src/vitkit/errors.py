@@ -1,7 +1,18 @@
-"""User-facing errors. The CLI prints their message as one line and exits non-zero."""
-from .checkpoint.errors import CheckpointError
-from .config import ConfigError
-from .registry import UnknownModelError
+"""User-facing errors, the lowest layer: every package raises these, and the CLI prints their
+message as one line and exits non-zero."""
+
+
+class ConfigError(ValueError):
+    """A config value a user gave that vitkit cannot build a model from."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit; the message names the file."""
+
+
+class UnknownModelError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; a user error should read as a sentence
+        return str(self.args[0])
 
 
 class UsageError(ValueError):

@@ -1,15 +1,17 @@
-"""Model names → configs. Sizes are data; names follow timm so habits carry over.
+"""Model names → configs, as data only (no model is built here: factory.py does that). Sizes are a
+table; names follow timm so habits carry over.
 
     import vitkit
     vitkit.list_models("vit_small*")          # ['vit_small_patch14_224', ...]
-    model = vitkit.create_model("vit_tiny_patch4_32", num_classes=10)
+    vitkit.model_config("vit_tiny_patch4_32", num_classes=10)   # ViTConfig(...)
 """
 from __future__ import annotations
 
 import fnmatch
 from typing import Any
 
-from .config import ViTConfig
+from .config import CNN_ARCHS, CNNConfig, ViTConfig
+from .errors import UnknownModelError
 
 # Sizes. B/L/H: Dosovitskiy et al. 2021 (ViT), Table 1. Ti/S: Touvron et al. 2021 (DeiT), Table 1.
 # name: (width D, depth L, heads, MLP ratio)
@@ -66,43 +68,24 @@ def _build_table() -> dict[str, dict[str, Any]]:
 MODELS: dict[str, dict[str, Any]] = _build_table()
 
 
-class UnknownModelError(KeyError):
-    def __str__(self) -> str:  # KeyError quotes its message; a user error should read as a sentence
-        return str(self.args[0])
+# CNN teachers for DeiT distillation (models/resnet.py): torchvision's names, plus `_cifar`
+# variants whose 3×3 stride-1 stem keeps a 32-px image at full resolution into the first stage.
+CNN_MODELS: dict[str, dict[str, Any]] = {
+    **{a: {"arch": a} for a in CNN_ARCHS},
+    **{f"{a}_cifar": {"arch": a, "cifar_stem": True, "img_size": 32} for a in CNN_ARCHS}}
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style pattern, sorted."""
+    """Registered ViT names matching a shell-style pattern, sorted (CNN teachers: `CNN_MODELS`)."""
     return sorted(n for n in MODELS if fnmatch.fnmatch(n, pattern))
 
 
-def model_config(name: str, **overrides: Any) -> ViTConfig:
-    """The config a registered name stands for, with overrides applied."""
+def model_config(name: str, **overrides: Any) -> ViTConfig | CNNConfig:
+    """The config a registered name (ViT or CNN teacher) stands for, with overrides applied."""
+    if name in CNN_MODELS:
+        return CNNConfig(**CNN_MODELS[name]).replace(**overrides)
     if name not in MODELS:
         close = [n for n in MODELS if name.split("_")[0] in n][:3]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise UnknownModelError(f"unknown model {name!r}{hint}; `vitkit models` lists them")
     return ViTConfig.from_dict(dict(MODELS[name])).replace(**overrides)
-
-
-def create_model(name: str, pretrained: bool = False, **overrides: Any):
-    """Build a registered model, with random weights or timm's published ones.
-
-    Args:
-        name: a registered name, e.g. "vit_base_patch16_224" (see `list_models`).
-        pretrained: load the weights timm publishes by default for this name from the Hugging
-            Face Hub (its cache, HF_HOME, HF_HUB_OFFLINE), e.g. vit_base_patch16_224 →
-            hf-hub:timm/vit_base_patch16_224.augreg2_in21k_ft_in1k.
-        **overrides: any `ViTConfig` field, e.g. num_classes=10, img_size=384, pool="mean",
-            pos_embed="sincos", drop_path_rate=0.1. With `pretrained`, a new num_classes gives a
-            new zero-initialised head and img_size resamples the position table.
-    """
-    if pretrained:
-        from .checkpoint import load_model
-        from .checkpoint.hub import pretrained_spec
-
-        model_config(name)  # unknown names: the registry's own error
-        return load_model(pretrained_spec(name), **overrides)
-    from .models import build_model
-
-    return build_model(model_config(name, **overrides))

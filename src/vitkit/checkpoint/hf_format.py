@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..config import ViTConfig
-from .errors import CheckpointError
+from ..errors import CheckpointError
 from .io import read_tensor_file, weights_in
 
 _ACTS = {"gelu": "gelu", "gelu_python": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 from .io import WEIGHT_FILES
 
 PREFIX = "hf-hub:"

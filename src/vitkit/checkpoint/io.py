@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 
 def read_torch_file(path: Path) -> Any:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..config import ViTConfig
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 RESAMPLE = ("bilinear", False)
 _BLOCK = "Transformer/encoderblock_{i}/"

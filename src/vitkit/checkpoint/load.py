@@ -16,10 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..models import build_model
+from ..pretrained import bundled_path
+from ..registry import MODELS
 from . import hf_format, hub, jax_format, native, timm_format
-from .errors import CheckpointError
+from ..errors import CheckpointError
 from .io import read_tensor_file, weights_in
 from .loaded import LoadedCheckpoint
 from .surgery import HEAD_KEYS, adapt_state_dict, load_weights, strip_prefixes, unwrap_state_dict
@@ -41,8 +43,6 @@ def _describe_keys(sd: dict) -> str:
 
 def read_checkpoint(path: str | Path, **overrides: Any) -> LoadedCheckpoint:
     """Read any supported checkpoint into vitkit naming, detecting its format from its content."""
-    from ..pretrained import bundled_path
-
     if hub.is_hub(path):
         path = hub.download(str(path))  # the snapshot folder in huggingface_hub's cache
     # A bundled model's name wins over a same-named relative path only when no such path exists.
@@ -98,8 +98,6 @@ def read_checkpoint(path: str | Path, **overrides: Any) -> LoadedCheckpoint:
 
 def _read_timm_dir(path: Path, header: dict, known: dict) -> LoadedCheckpoint:
     """A timm Hub snapshot: weights named as timm's, and a pretrained_cfg with the preprocessing."""
-    from ..registry import MODELS
-
     weights = weights_in(path)
     if weights is None:
         raise CheckpointError(f"{path}: timm config.json found but no model.safetensors or pytorch_model.bin")

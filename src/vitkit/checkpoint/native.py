@@ -3,7 +3,7 @@
 - A model directory: `model.safetensors` + `config.json` (`save_model`). The safetensors header
   carries the same config, so the weights file alone also rebuilds its model.
 - A training checkpoint: one `torch.save` file of plain containers and tensors (`RUN/last.pt`,
-  `RUN/best.pt`), read with weights_only=True; written by `vitkit.train.state`.
+  `RUN/best.pt`), read with weights_only=True; written by `vitkit.checkpoint.train_state`.
 """
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import ConfigError
-from .errors import CheckpointError
+from ..config import config_from_dict
+from ..errors import ConfigError
+from ..errors import CheckpointError
 from .io import atomic_write, read_safetensors, read_torch_file
 from .loaded import LoadedCheckpoint
 
@@ -84,8 +85,6 @@ def save_model(model: nn.Module, path: str | Path, class_names: list[str] | None
 
 
 def _config_from(header: dict, where: Path):
-    from ..models import config_from_dict
-
     try:
         return config_from_dict(dict(header["model"]))
     except (KeyError, TypeError, ConfigError) as e:
@@ -106,12 +105,12 @@ def read_model_dir(path: Path) -> LoadedCheckpoint:
 
 def safetensors_header(path: Path) -> dict | None:
     """The vitkit config stored in a safetensors file's metadata, if any."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
-    except Exception:  # unreadable files are reported by the reader that follows
+    except (SafetensorError, OSError):  # unreadable files are reported by the reader that follows
         return None
     return json.loads(meta["vitkit"]) if "vitkit" in meta else None
 
@@ -129,7 +128,7 @@ def read_train_checkpoint(path: Path, obj: dict | None = None) -> LoadedCheckpoi
         raise CheckpointError(f"{path}: not a vitkit training checkpoint")
     state = obj["model_state"]
     if obj.get("sharded"):  # FSDP2 run: the weights are in a DCP folder beside the file
-        from ..train.fsdp import consolidated_model_state
+        from .dcp import consolidated_model_state
 
         state = consolidated_model_state(Path(path).parent / obj["sharded"])
     return LoadedCheckpoint(path, TRAIN_FORMAT, _config_from(obj, path), state,

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..config import ViTConfig
 from ..layers.pos_embed import resample_pos_embed
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 # Wrappers other tools put around a state dict, and prefixes they put before its keys:
 # DDP ("module."), torch.compile ("_orig_mod."), Lightning and DeiT's repo ("model.").

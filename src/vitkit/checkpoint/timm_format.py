@@ -15,7 +15,7 @@ import torch
 
 from ..config import ViTConfig
 from ..registry import SIZES
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 HEADS_BY_WIDTH = {width: heads for width, _, heads, _ in SIZES.values()}
 
@@ -102,13 +102,3 @@ def to_timm(sd: dict[str, torch.Tensor], cfg: ViTConfig) -> dict[str, torch.Tens
         raise CheckpointError("pos_embed='sincos' is not stored in timm checkpoints; keep vitkit format")
     return dict(sd)
 
-
-def timm_kwargs(cfg: ViTConfig) -> dict:
-    """Arguments that build the matching `timm.models.vision_transformer.VisionTransformer`."""
-    kw = dict(img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=cfg.in_chans,
-              num_classes=cfg.num_classes, embed_dim=cfg.embed_dim, depth=cfg.depth,
-              num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
-              class_token=cfg.class_token, global_pool="avg" if cfg.pool == "mean" else "token",
-              fc_norm=cfg.use_fc_norm, init_values=cfg.layer_scale_init,
-              pos_embed="learn" if cfg.pos_embed == "learned" else "none")
-    return kw

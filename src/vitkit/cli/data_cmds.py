@@ -21,8 +21,8 @@ def register(sub) -> None:
 
 
 def run_shards(args) -> int:
-    from ..train.data import resolve_data_root
-    from ..train.shards import parse_size, write_shards
+    from ..data.folders import resolve_data_root
+    from ..data.shards import parse_size, write_shards
 
     root = resolve_data_root(args.data)
     if not root.is_dir():

@@ -25,6 +25,9 @@ def register(sub) -> None:
     p.add_argument("--int8", action="store_true",
                    help="quantize to int8 with ONNX Runtime: static with --calib, else dynamic")
     p.add_argument("--calib", metavar="DIR", help="calibration images (any folder, searched recursively)")
+    p.add_argument("--target", choices=["any", "vnni"], default="any",
+                   help="int8 weights for CPUs of any kind (default: unsigned, no saturation without VNNI) "
+                        "or for CPUs with VNNI only (signed)")
     p.add_argument("--calib-count", type=int, default=256, help="at most this many calibration images")
     p.set_defaults(func=run_export)
 
@@ -53,7 +56,7 @@ def run_export(args) -> int:
     from ..checkpoint import load_model
     from ..deploy.onnx_export import export_onnx
     from ..deploy.quantize import calibration_batches, quantize_onnx
-    from ..train.predict import transform_for
+    from ..data.transforms import transform_for
 
     out = Path(args.out)
     if out.suffix != ".onnx":
@@ -75,9 +78,9 @@ def run_export(args) -> int:
         return 0
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", dynamic_size=dynamic, opset=args.opset)
-        quantize_onnx(fp32, out, calib)
+        quantize_onnx(fp32, out, calib, target=args.target)
     diff = _check(model, out, dynamic)
-    mode = f"static int8 ({sum(len(c) for c in calib)} calibration images)" if calib else "dynamic int8"
+    mode = f"{args.target}-CPU " + (f"static int8 ({sum(len(c) for c in calib)} calibration images)" if calib else "dynamic int8")
     print(f"{out}: {mode}; ONNX Runtime vs PyTorch fp32 max |Δlogit| {diff:.3f} (measure top-1 agreement "
           f"with: vitkit eval --checkpoint {out} --data DIR)", file=sys.stderr)
     return 0

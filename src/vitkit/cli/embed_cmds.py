@@ -30,9 +30,9 @@ def run(args) -> int:
 
     from ..checkpoint import load_model
     from ..hardware import resolve_precision
-    from ..train.data import ImageFolderSafe, eval_folder
-    from ..train.embed import embed_dataset, save_embeddings
-    from ..train.predict import transform_for
+    from ..data.folders import ImageFolderSafe, eval_folder
+    from ..inference.embed import embed_dataset, save_embeddings
+    from ..data.transforms import transform_for
 
     out = Path(args.out)
     if out.suffix not in (".npy", ".safetensors"):

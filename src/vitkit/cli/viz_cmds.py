@@ -49,14 +49,14 @@ def _display_image(model, path: str):
     """The crop the model sees, unnormalised, as an (H, W, 3) array in [0, 1]; and its tensor."""
     import torch
 
-    from ..train.images import open_rgb
-    from ..train.predict import preprocess_of, transform_for
+    from ..data.images import UNREADABLE, open_rgb
+    from ..data.transforms import preprocess_of, transform_for
 
     if not Path(path).is_file():
         raise UsageError(f"{path}: no such image file")
     try:
         img = open_rgb(path)
-    except Exception as e:
+    except UNREADABLE as e:
         raise UsageError(f"{path}: cannot read image ({type(e).__name__})") from None
     x = transform_for(model)(img)
     pre = preprocess_of(model)
@@ -70,8 +70,8 @@ def _display_image(model, path: str):
 def _data_loader(model, root: str, max_images: int | None):
     import torch
 
-    from ..train.data import ImageFolderSafe, collate_skip_bad, eval_folder
-    from ..train.predict import transform_for
+    from ..data.folders import ImageFolderSafe, collate_skip_bad, eval_folder
+    from ..data.transforms import transform_for
 
     folder = eval_folder(root)
     ds = ImageFolderSafe(folder, transform_for(model), classes=getattr(model, "class_names", None))
@@ -129,8 +129,8 @@ def run(args) -> int:
             raise UsageError(f"{args.data}: no readable images")
         path = vf.distance_figure(sums / n, out, cfg.patch_size)
     else:  # confusion
-        from ..train import distributed as dist_utils
-        from ..train.evaluate import evaluate
+        from ..parallel import distributed as dist_utils
+        from ..inference.evaluate import evaluate
 
         ds, loader = _data_loader(model, args.data, args.max_images)
         base = ds.dataset if hasattr(ds, "dataset") else ds

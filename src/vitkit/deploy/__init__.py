@@ -11,14 +11,3 @@ from .onnx_runtime import OnnxClassifier, is_onnx_file
 
 __all__ = ["export_onnx", "OnnxClassifier", "is_onnx_file"]
 
-
-def require(module: str):
-    """Import an ONNX package or fail with one line naming the extra to install."""
-    import importlib
-
-    from ..errors import UsageError
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise UsageError(f"{module} is not installed: pip install 'vitkit[deploy]'") from None

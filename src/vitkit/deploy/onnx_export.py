@@ -31,7 +31,7 @@ from torch import nn
 from ..checkpoint.io import atomic_write
 from ..checkpoint.native import unwrap
 from ..errors import UsageError
-from ..train.predict import preprocess_of
+from ..data.transforms import preprocess_of
 
 METADATA_KEY = "vitkit"
 DEFAULT_OPSET = 18  # Resize with antialias needs 18
@@ -55,7 +55,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, dynamic_size: bool = True
             model's native size.
         opset: ONNX opset; at least 18 (antialiased Resize).
     """
-    from . import require
+    from .extras import require
 
     onnx = require("onnx")
     require("onnxscript")  # torch.onnx's exporter needs it

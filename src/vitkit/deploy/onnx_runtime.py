@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UsageError
-from ..train.predict import preprocess_of
+from ..data.transforms import preprocess_of
 from .onnx_export import METADATA_KEY
 
 
@@ -32,18 +32,21 @@ class _Cfg:
 
 class OnnxClassifier:
     def __init__(self, path: str | Path, threads: int | None = None):
-        from . import require
+        from .extras import require
 
         ort = require("onnxruntime")
         path = Path(path)
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
+        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf
+        from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as NotImplemented_
+
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or torch.get_num_threads()
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # ORT raises its own types for a file that is not ONNX
+        except (InvalidProtobuf, Fail, InvalidGraph, NotImplemented_, OSError) as e:  # ORT's own types for a file that is not ONNX
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UsageError(f"{path}: not a readable ONNX model ({msg[:160]})") from None
         self.path = path

@@ -32,6 +32,10 @@ class VisionTransformer(nn.Module):
     def __init__(self, cfg: ViTConfig):
         super().__init__()
         self.cfg = cfg
+        # What a checkpoint knows beyond the weights (checkpoint/load.py fills them): the label of
+        # each output, and the eval preprocessing a run recorded (data/transforms.preprocess_of).
+        self.class_names: list[str] | None = None
+        self.preprocess: dict | None = None
         D = cfg.embed_dim
         self.num_prefix_tokens = cfg.num_prefix_tokens
         self.grad_checkpointing = False

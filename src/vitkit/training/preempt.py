@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import signal
 
-from ..errors import EXIT_PREEMPTED, Preempted  # noqa: F401  (re-exported: the names users look for here)
 
-SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGTERM", "SIGINT", "SIGUSR1")) if s is not None)
+from ..data.workers import SIGNALS
 
 
 class StopRequest:
@@ -55,8 +54,3 @@ class StopRequest:
         self._old.clear()
 
 
-def ignore_stop_signals(_worker_id: int = 0) -> None:
-    """DataLoader worker_init_fn: workers leave the signals to the main process, which shuts
-    them down itself (a worker killed by SIGTERM would end the epoch with an error instead)."""
-    for s in SIGNALS:
-        signal.signal(s, signal.SIG_IGN)

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2 as T
 
 from ..errors import UsageError
-from .config import DataOptions
+from .options import DataOptions
 
 CACHE_MODES = ("none", "memory", "auto")
 
@@ -98,9 +98,9 @@ class TensorSet:
 
 def _decode_transform(kind: str, o: DataOptions, size: int):
     """Deterministic part of the transform, ending in uint8 (C, S, S)."""
-    from .data import _INTERP
+    from .transforms import INTERPOLATIONS
 
-    interp = _INTERP[o.interpolation]
+    interp = INTERPOLATIONS[o.interpolation]
     if kind == "val":  # as eval_transform, without the float conversion
         resize = [T.Resize(int(round(size / o.crop_pct)), interpolation=interp, antialias=True), T.CenterCrop(size)]
     elif o.train_crop == "resize":
@@ -138,6 +138,7 @@ def _cache_file(o: DataOptions, root: Path, kind: str, size: int, fp: str) -> Pa
 def build_tensor_set(ds, kind: str, o: DataOptions, size: int, root: Path, workers: int,
                      is_main: bool = True) -> TensorSet:
     """Decode every image of `ds` (an ImageFolderSafe) once; read/write the disk cache if asked."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file, save_file
 
     from ..checkpoint.io import atomic_write
@@ -148,7 +149,7 @@ def build_tensor_set(ds, kind: str, o: DataOptions, size: int, root: Path, worke
         try:
             t = load_file(str(path))
             return TensorSet(t["images"], t["targets"], int(t["skipped"].item()))
-        except Exception:  # a damaged cache is rebuilt, never trusted
+        except (SafetensorError, OSError, KeyError, RuntimeError):  # damaged or foreign: rebuilt, never trusted
             if is_main:
                 print(f"vitkit train: cache {path} is unreadable; decoding again", flush=True)
     saved_transform = ds.transform

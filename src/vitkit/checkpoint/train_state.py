@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint.io import atomic_write, read_torch_file
-from ..checkpoint.native import TRAIN_FORMAT, model_state_dict
+from .io import atomic_write, read_torch_file
+from .native import TRAIN_FORMAT, model_state_dict
 
 
 def rng_state() -> dict[str, Any]:

@@ -44,10 +44,6 @@ class Clock:
         # decides lr, size and stopping, so ranks never disagree.
         self.synced_s = spent_before_s
 
-    @property
-    def budgeted(self) -> bool:
-        return self.budget_s is not None
-
     def spent_s(self) -> float:
         """Seconds of this run so far, over all its processes (this rank's clock)."""
         return self.before + time.time() - self.t_start

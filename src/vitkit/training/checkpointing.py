@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CheckpointWriteFailed, UsageError
-from .state import save_train_state
+from ..checkpoint.train_state import save_train_state
 
 _UNITS = {"": None, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
@@ -37,9 +37,6 @@ class Every:
 
     def time_due(self, since_last_s: float) -> bool:
         return self.seconds is not None and since_last_s >= self.seconds
-
-    def due(self, step: int, since_last_s: float) -> bool:
-        return self.steps_due(step) or self.time_due(since_last_s)
 
 
 def parse_every(text: str | None) -> Every | None:
@@ -56,18 +53,18 @@ def parse_every(text: str | None) -> Every | None:
 
 def write_checkpoint(run, name: str, model, epochs_done: int, position: tuple[int, int]) -> Path:
     """RUN/<name> from the run's state. `epochs_done`: complete epochs; `position`: (epoch, batch)
-    of the next batch to train. Rank 0 only, or every rank for a sharded (FSDP2) run."""
+    of the next batch to train. Rank 0 only, or every rank for an FSDP2 run."""
     path = run.out / name
     state = dict(optimizer=run.optimizer, ema=run.ema, epoch=epochs_done - 1, step=run.step,
                  best_top1=run.best, class_names=run.classes, preprocess=run.preprocess,
                  train_config=run.cfg.to_dict(), spent_s=run.clock.spent_s(), position=list(position))
     try:
-        if run.sharded:  # every rank writes its shards, then rank 0 the file that names them
-            from . import distributed as dist_utils
-            from .fsdp import remove_older, save_sharded
+        if run.fsdp:  # every rank writes its shards, then rank 0 the file that names them
+            from ..parallel import distributed as dist_utils
+            from ..parallel.fsdp import remove_older, save_dcp
 
             folder = f"{path.stem}-step{run.step:09d}.dcp"
-            save_sharded(run.out / folder, model, run.optimizer)
+            save_dcp(run.out / folder, model, run.optimizer)
             dist_utils.barrier(run.d)
             if run.d.is_main:
                 save_train_state(path, model=model, sharded=folder, **state)

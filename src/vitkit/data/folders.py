@@ -1,4 +1,4 @@
-"""Datasets, transforms and loaders (torchvision underneath).
+"""ImageFolder datasets: the folders of a run, unreadable images skipped, subsets.
 
 A folder `DIR` holds `train/` and `val/` (or `test/`) in ImageFolder layout. Unreadable images
 are skipped and counted, never fatal: the dataset returns None for them and the collate
@@ -11,24 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import datasets
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2 as T
 
 from ..errors import UsageError
-from .config import DataOptions
-from .images import open_rgb
-from .preempt import ignore_stop_signals
-
-_INTERP = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
-           "nearest": InterpolationMode.NEAREST}
-
+from .options import DataOptions
+from .images import UNREADABLE, open_rgb
+from .transforms import eval_transform, train_transform
 
 def _safe_open(path: str):
     try:
         return open_rgb(path)
-    except Exception:  # truncated, empty, not an image: the collate function counts it
+    except UNREADABLE:  # truncated, empty, not an image: the collate function counts it
         return None
 
 
@@ -79,48 +72,6 @@ def collate_skip_bad(batch):
         return None, None, skipped
     imgs, labels = zip(*good)
     return torch.stack(imgs), torch.tensor(labels), skipped
-
-
-def train_transform(o: DataOptions, size: int):
-    interp = _INTERP[o.interpolation]
-    if o.train_crop == "pad_crop":  # CIFAR recipe: 4-px reflect padding, random 32×32 crop
-        crop = [T.Resize(size, interpolation=interp, antialias=True), T.RandomCrop(size, padding=o.pad, padding_mode="reflect")]
-    elif o.train_crop == "resize":
-        crop = [T.Resize((size, size), interpolation=interp, antialias=True)]
-    else:
-        crop = [T.RandomResizedCrop(size, scale=tuple(o.rrc_scale), interpolation=interp, antialias=True)]
-    aug = []
-    if o.hflip > 0:
-        aug.append(T.RandomHorizontalFlip(o.hflip))
-    if o.auto_augment == "randaugment":
-        aug.append(T.RandAugment(num_ops=o.ra_num_ops, magnitude=o.ra_magnitude, interpolation=interp))
-    elif o.auto_augment == "trivialaugment":
-        aug.append(T.TrivialAugmentWide(interpolation=interp))
-    elif o.auto_augment != "none":
-        raise UsageError(f"data.auto_augment={o.auto_augment!r}: choose none, randaugment or trivialaugment")
-    tail = [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(o.mean, o.std)]
-    if o.random_erasing > 0:
-        tail.append(T.RandomErasing(p=o.random_erasing, value=0))
-    return T.Compose(crop + aug + tail)
-
-
-def eval_transform(size: int, mean, std, crop_pct: float = 0.875, interpolation: str = "bicubic"):
-    """Resize the short side to size/crop_pct, centre-crop size × size, normalise."""
-    interp = _INTERP[interpolation]
-    return T.Compose([T.Resize(int(round(size / crop_pct)), interpolation=interp, antialias=True),
-                      T.CenterCrop(size), T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)])
-
-
-def batch_mixer(o: DataOptions, num_classes: int):
-    """MixUp / CutMix on a batch (torchvision v2); None when both are off. Labels become soft."""
-    ops = []
-    if o.mixup > 0:
-        ops.append(T.MixUp(alpha=o.mixup, num_classes=num_classes))
-    if o.cutmix > 0:
-        ops.append(T.CutMix(alpha=o.cutmix, num_classes=num_classes))
-    if not ops:
-        return None
-    return ops[0] if len(ops) == 1 else T.RandomChoice(ops)
 
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "cifar10_sample"
@@ -190,43 +141,3 @@ def build_datasets(o: DataOptions, size: int, seed: int = 0) -> Data:
     return Data(train, val, train.classes)
 
 
-class ShardSampler(Sampler):
-    """Shuffled (index, epoch) keys of one epoch, split across processes like DistributedSampler.
-
-    The order depends only on (seed, epoch), never on how many processes run, so a 2-process
-    run sees the same global batches as a 1-process run, and a resumed run the same as an
-    uninterrupted one. The last incomplete global batch is dropped (`drop_last`) so every
-    process does the same number of steps.
-    """
-
-    def __init__(self, n: int, rank: int, world: int, global_batch: int, seed: int, shuffle: bool = True):
-        self.n, self.rank, self.world, self.shuffle, self.seed = n, rank, world, shuffle, seed
-        self.global_batch = global_batch
-        self.epoch = 0
-        self.skip = 0  # leading samples of this epoch already trained (a run resumed mid-epoch)
-
-    def set_epoch(self, epoch: int, skip_batches: int = 0, per_proc_batch: int = 0) -> None:
-        """`skip_batches` batches of `per_proc_batch` samples were trained before a checkpoint."""
-        self.epoch = epoch
-        self.skip = skip_batches * per_proc_batch
-
-    def _order(self) -> list[int]:
-        if not self.shuffle:
-            return list(range(self.n))
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        return torch.randperm(self.n, generator=g).tolist()
-
-    def __iter__(self):
-        order = self._order()
-        usable = (len(order) // self.global_batch) * self.global_batch
-        # Global batch b = order[b*G:(b+1)*G]; this process takes every world-th sample of it.
-        return iter([(i, self.epoch) for i in order[self.rank:usable:self.world][self.skip:]])
-
-    def __len__(self) -> int:
-        return max(0, (self.n // self.global_batch) * self.global_batch // self.world - self.skip)
-
-
-def make_loader(ds, batch_size: int, sampler, workers: int, pin: bool, seed: int = 0) -> DataLoader:
-    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin,
-                      persistent_workers=workers > 0, collate_fn=collate_skip_bad, drop_last=False,
-                      generator=torch.Generator().manual_seed(seed), worker_init_fn=ignore_stop_signals)

@@ -26,6 +26,7 @@ shuffle buffer); vitkit adds only what training needs around it:
 """
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import json
@@ -38,9 +39,9 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from ..errors import UsageError
-from .data import collate_skip_bad
-from .images import IMAGE_SUFFIXES, open_rgb
-from .preempt import ignore_stop_signals
+from .folders import collate_skip_bad
+from .images import IMAGE_SUFFIXES, UNREADABLE, open_rgb
+from .workers import ignore_stop_signals
 
 IMAGE_EXTS = tuple(s.lstrip(".") for s in IMAGE_SUFFIXES)  # a sample's image member: KEY.jpg, KEY.png, ...
 MANIFEST = "dataset.json"
@@ -76,7 +77,7 @@ def read_manifest(spec: str) -> dict:
     try:
         with gopen(where, "rb") as f:
             manifest = json.loads(f.read())
-    except Exception as e:  # missing file, bad JSON, unreachable URL
+    except (OSError, ValueError) as e:  # missing file, bad JSON (ValueError), unreachable URL
         raise UsageError(f"{where}: cannot read the shards' manifest ({type(e).__name__}: {str(e)[:120]}); "
                          f"shards written by `vitkit shards` have one") from None
     if not isinstance(manifest, dict) or "classes" not in manifest or "splits" not in manifest:
@@ -117,6 +118,50 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * scale)
 
 
+# A tar member's data is padded to 512-byte blocks; the archive ends with 1024 zero bytes padded to
+# tarfile's 10240-byte record, so at most 1024 + 10239 bytes follow the last member.
+TAR_BLOCK, TAR_END = 512, 1024 + 10239
+
+
+@functools.lru_cache(maxsize=1)
+def _sample_overhead() -> int:
+    """Bytes of one sample with a 1-block image, headers included, as WebDataset writes it (PAX
+    headers take 3 blocks per member in current versions): measured, not assumed."""
+    import tarfile
+
+    import webdataset as wds
+
+    buf = io.BytesIO()
+    with wds.TarWriter(buf) as sink:
+        for i in range(2):
+            sink.write({"__key__": f"{i:09d}", "jpg": b"x", "cls": "0"})
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as tar:
+        members = tar.getmembers()
+    return members[2].offset - members[0].offset  # where the second sample starts
+
+
+def sample_tar_bytes(image_bytes: int) -> int:
+    """What one sample takes in a shard: the image member and the .cls member, headers included."""
+    return _sample_overhead() - TAR_BLOCK + -(-image_bytes // TAR_BLOCK) * TAR_BLOCK
+
+
+def samples_per_shard(sizes: list[int], shard_bytes: int) -> int:
+    """The largest equal sample count per shard whose every shard file stays within `shard_bytes`
+    (consecutive runs of that many samples, in the written order)."""
+    budget = shard_bytes - TAR_END
+    costs = [sample_tar_bytes(s) for s in sizes]
+    if costs and max(costs) > budget:
+        raise UsageError(f"--shard-size {shard_bytes} B is smaller than one sample in a tar file "
+                         f"({max(costs) + TAR_END} B); choose a larger size")
+    n_shards = max(1, -(-sum(costs) // max(budget, 1)))
+    while True:  # equal counts: the heaviest run of `per` samples decides
+        per = max(1, -(-len(costs) // n_shards))
+        if all(sum(costs[i:i + per]) <= budget for i in range(0, len(costs), per)):
+            return per
+        n_shards += 1
+
+
 def write_shards(root: Path, out: Path, shard_bytes: int, seed: int = 0, splits=("train", "val", "test")) -> dict:
     """Every split of the ImageFolder `root` as `out/SPLIT-%06d.tar` (samples in a seeded random
     order, so a shard holds a mix of classes) and `out/dataset.json`. Returns the manifest."""
@@ -137,11 +182,10 @@ def write_shards(root: Path, out: Path, shard_bytes: int, seed: int = 0, splits=
         files = sorted((p, to_idx[p.parent.name]) for p in (root / split).glob("*/*")
                        if p.is_file() and p.parent.name in to_idx and p.suffix.lower().lstrip(".") in IMAGE_EXTS)
         random.Random(seed).shuffle(files)
-        # ceil(bytes / shard size) shards with equal sample counts (the last may hold fewer): with
-        # as many shards per rank × worker, every rank sees each of its samples once per epoch.
-        total = sum(f.stat().st_size for f, _ in files)
-        n_shards = max(1, -(-total // shard_bytes))
-        per_shard = max(1, -(-len(files) // n_shards))
+        # Shards with equal sample counts (the last may hold fewer), each tar file within
+        # shard_bytes: with as many shards per rank × worker, every rank sees each of its samples
+        # once per epoch.
+        per_shard = samples_per_shard([f.stat().st_size for f, _ in files], shard_bytes)
         with wds.ShardWriter(str(out / f"{split}-%06d.tar"), maxsize=float("inf"), maxcount=per_shard,
                              verbose=0) as sink:
             for idx, (path, cls) in enumerate(files):
@@ -160,35 +204,41 @@ def sample_index(sample: dict) -> int:
     return int(key) if key.isdigit() else zlib.crc32(key.encode())
 
 
-def _decode(sample: dict, transform, aug_key: int | None):
+def decode_sample(sample: dict, transform, aug_key: int | None):
     """(image tensor, class) or None for an unreadable image (counted by collate_skip_bad).
 
     With `aug_key` the random augmentation is seeded by (key, sample index), as the folder
     path seeds it by (seed, epoch, index): the same whatever the workers, ranks, or a resume.
     """
     ext = next((e for e in IMAGE_EXTS if e in sample), None)
+    if ext is None or "cls" not in sample:  # another tool's layout: a user error, not bad images
+        raise UsageError(f"shard sample {sample.get('__key__')!r} in {sample.get('__url__')} has members "
+                         f"{sorted(k for k in sample if not k.startswith('__'))}; vitkit reads samples of "
+                         f"one image ({', '.join(IMAGE_EXTS)}) and a .cls label, as `vitkit shards` writes them")
     try:
         img = open_rgb(io.BytesIO(sample[ext]))
-        if aug_key is None:
-            return transform(img), int(sample["cls"])
-        with torch.random.fork_rng(devices=[]):  # workers=0: this is the training process's RNG
-            torch.manual_seed((aug_key + sample_index(sample)) % (2**63))
-            return transform(img), int(sample["cls"])
-    except Exception:  # missing image member, truncated bytes, not an image
+    except UNREADABLE:  # truncated bytes, not an image: counted, the run goes on
         return None
+    label = int(sample["cls"])
+    if aug_key is None:
+        return transform(img), label
+    with torch.random.fork_rng(devices=[]):  # workers=0: this is the training process's RNG
+        torch.manual_seed((aug_key + sample_index(sample)) % (2**63))
+        return transform(img), label
 
 
 class ShardStream(IterableDataset):
     """One pass over this rank's (and DataLoader worker's) shards as (image, class) samples.
 
-    `index_only=True` yields the samples' split indices instead (no decoding): what the tests
-    use to check that ranks and workers never overlap.
+    `decode(sample, transform, aug_key)` turns a raw WebDataset sample into what the stream
+    yields; `decode_sample` by default (image tensor, class), or None for an unreadable image.
     """
 
     def __init__(self, urls: list[str], transform, seed: int, shuffle_buffer: int = 1000,
-                 train: bool = True, index_only: bool = False):
+                 train: bool = True, decode=None):
         self.urls, self.transform, self.seed = list(urls), transform, seed
-        self.shuffle_buffer, self.train, self.index_only = shuffle_buffer, train, index_only
+        self.shuffle_buffer, self.train = shuffle_buffer, train
+        self.decode = decode or decode_sample
         self.epoch, self.pass_ = 0, 0
 
     def __iter__(self):
@@ -206,16 +256,13 @@ class ShardStream(IterableDataset):
             stages.append(wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer,
                                       rng=random.Random(key * 7919 + rank_worker)))
         for sample in wds.DataPipeline(*stages):
-            if self.index_only:
-                yield torch.tensor(sample_index(sample)), int(sample["cls"])
-            else:
-                yield _decode(sample, self.transform, key * 10_000_019 if self.train else None)
+            yield self.decode(sample, self.transform, key * 10_000_019 if self.train else None)
 
 
 class ShardLoader:
     """Exactly `batches` batches per epoch from a ShardStream, the engine's train loader.
 
-    `set_epoch(epoch, skip_batches, per_proc)` plays the ShardSampler's part: a resumed run
+    `set_epoch(epoch, skip_batches, per_proc)` plays the RankSampler's part: a resumed run
     replays the epoch's order and drops the first `skip_batches` batches.
     """
 

@@ -3,7 +3,7 @@
     vitkit train --config recipes/cifar10_speedrun_cpu.yaml --data DIR --out runs/cifar
     torchrun --nproc_per_node 2 -m vitkit train --config ... --data DIR --out runs/cifar
 
-setup (setup.py) → for each epoch: train_one_epoch (engine.py) → evaluate (evaluate.py) →
+setup (setup.py) → for each epoch: train_one_epoch (engine.py) → evaluate (inference/evaluate.py) →
 checkpoints. Only rank 0 writes (checkpoints, metrics.jsonl, config.yaml). Checkpoints are
 written atomically at the end of each epoch and, with `run.checkpoint_every`, mid-epoch
 (checkpointing.py); `--resume` continues from RUN/last.pt, at the batch where it stopped.
@@ -15,13 +15,15 @@ import time
 
 import torch
 
-from . import distributed as dist_utils
+from ..errors import Preempted
+from ..inference.evaluate import evaluate
+from ..parallel import distributed as dist_utils
+from .checkpointing import write_checkpoint
 from .config import TrainConfig
 from .engine import train_one_epoch
-from .evaluate import evaluate
-from .checkpointing import write_checkpoint
-from .preempt import Preempted
-from .setup import Run, seed_everything, setup, wants_new_head  # noqa: F401  (wants_new_head: public)
+from .rng import seed_everything
+from .run import Run
+from .setup import setup
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -57,7 +59,7 @@ def _end_of_epoch(run: Run, epoch: int, stats: dict) -> dict:
               f"{record['img_s']:.0f} img/s"
               + (f", {record['skipped_images']} unreadable images skipped" if record["skipped_images"] else "")
               + ")", flush=True)
-    if d.is_main or run.sharded:  # a sharded (FSDP2) checkpoint is written by every rank
+    if d.is_main or run.fsdp:  # an FSDP2 (DCP) checkpoint is written by every rank
         # best first: a failed write of best.pt then leaves last.pt at the previous epoch, consistent
         if is_best:
             write_checkpoint(run, "best.pt", run.primary, epoch + 1, (epoch + 1, 0))
@@ -83,7 +85,7 @@ def _train(run: Run) -> dict:
     run.stop.install()
     try:
         for epoch in range(run.start_epoch, run.cfg.optim.epochs):
-            # The RNG is also reseeded per step (engine.step_seed); this covers what runs before
+            # The RNG is also reseeded per step (rng.step_seed); this covers what runs before
             # the first step (e.g. the folder loader's first batch with workers=0).
             seed_everything(run.cfg.run.seed * 1000 + epoch * 10 + run.d.rank)
             stats = train_one_epoch(run, epoch)

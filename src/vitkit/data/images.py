@@ -1,9 +1,15 @@
 """Opening any image a user has as RGB: EXIF orientation, palette, alpha, CMYK, 16-bit, grayscale."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image, ImageOps
 
+# What PIL raises for a file that is not a readable image: unidentified or truncated (OSError),
+# bad headers (ValueError, SyntaxError from some plugins, EOFError), a decompression bomb. Code
+# that skips unreadable images catches these and nothing else, so a bug in a transform still stops.
+UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")  # what folders are searched for
 
 
@@ -29,3 +35,9 @@ def open_rgb(path) -> Image.Image:
     with Image.open(path) as img:
         img.load()
         return to_rgb(img)
+
+
+def images_under(folder: Path) -> list[Path]:
+    """Image files under `folder`, recursively, sorted; hidden files and folders skipped."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..hardware import autocast
-from . import distributed as dist_utils
-from .data import collate_skip_bad
-from .preempt import ignore_stop_signals
+from ..parallel import distributed as dist_utils
+from ..data.folders import collate_skip_bad
+from ..data.workers import ignore_stop_signals
 
 
 def make_eval_loader(ds, batch_size: int, d: dist_utils.Dist, workers: int, pin: bool) -> DataLoader:

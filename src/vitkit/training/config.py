@@ -6,16 +6,15 @@ recipe and then from command-line flags; the resolved result is written to RUN/c
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..data.options import DataOptions
 from ..errors import UsageError
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
 @dataclass
@@ -34,44 +33,6 @@ class ModelOptions:
 
 
 @dataclass
-class DataOptions:
-    path: str = ""  # an ImageFolder root, or WebDataset shards ('S/train-{000000..000099}.tar', a URL)
-    val_path: str | None = None  # evaluation data (folder or shards); None: beside the training data
-    shuffle_buffer: int = 1000  # shards: samples held for shuffling per DataLoader worker
-    train_split: str = "train"
-    val_split: str | None = None  # None: "val" if present, else "test"
-    train_crop: str = "random_resized"  # "random_resized" | "pad_crop" (32-px data) | "resize"
-    rrc_scale: tuple[float, float] = (0.08, 1.0)
-    pad: int = 4
-    hflip: float = 0.5
-    auto_augment: str = "none"  # "none" | "randaugment" | "trivialaugment"
-    ra_num_ops: int = 2
-    ra_magnitude: int = 9
-    random_erasing: float = 0.0
-    mixup: float = 0.0  # Beta(α, α) for MixUp; 0 disables
-    cutmix: float = 0.0  # Beta(α, α) for CutMix; 0 disables
-    label_smoothing: float = 0.0
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    crop_pct: float = 0.875  # eval: resize to size/crop_pct, centre-crop size
-    interpolation: str = "bicubic"
-    workers: int = 2
-    # "auto": decode once into memory and augment batches as tensors when the augmentations
-    # allow it and the decoded set fits `cache_max_gb`; "memory": insist; "none": per-image path.
-    cache: str = "auto"
-    cache_max_gb: float | None = None  # None: half the memory available at start
-    cache_dir: str | None = None  # keep the decoded cache on disk: a folder, or "auto" (DATA/.vitkit-cache)
-    # Progressive resizing: train at these sizes in turn, in equal shares of the first
-    # `progressive_end` of training; the last must be the model's size (e.g. [24, 32], 0.5).
-    progressive: list[int] | None = None
-    progressive_end: float = 0.5
-    classes: list[str] | None = None  # train on these class folders only
-    subset: float | None = None  # keep this fraction of each training class
-    per_class: int | None = None  # or at most this many images per training class
-    subset_seed: int = 0
-
-
-@dataclass
 class OptimOptions:
     epochs: int = 100
     batch_size: int = 128  # global: summed over processes and accumulation steps
@@ -83,7 +44,7 @@ class OptimOptions:
     schedule: str = "cosine"  # "cosine" | "linear" (to min_lr; Li et al. 2020, budgeted training)
     # Train for this many minutes of wall time (decoding and evaluation included) instead of a
     # fixed step count: the lr schedule and progressive sizes follow the clock, epochs becomes an
-    # upper bound, and the final evaluation is fitted inside the budget. See train/budget.py.
+    # upper bound, and the final evaluation is fitted inside the budget. See training/budget.py.
     budget_minutes: float | None = None
     accum_steps: int = 1
     clip_grad: float | None = 1.0
@@ -115,10 +76,10 @@ class RunOptions:
     eval_every: int = 1  # evaluate every N epochs (always after the last)
     max_steps: int | None = None  # stop early after this many optimizer steps (smoke tests)
     # Also write last.pt mid-epoch: every N optimizer steps ("500") or by wall time ("10m", "90s",
-    # "1h"); None: at epoch ends only. See train/checkpointing.py.
+    # "1h"); None: at epoch ends only. See training/checkpointing.py.
     checkpoint_every: str | None = None
     # "ddp": each process holds the whole model (DistributedDataParallel); "fsdp": FSDP2 shards
-    # parameters, gradients and optimizer state over processes (train/fsdp.py)
+    # parameters, gradients and optimizer state over processes (parallel/fsdp.py)
     strategy: str = "ddp"
     progress: bool = True
 
@@ -223,22 +184,60 @@ def in_interval(value: float, interval: str) -> bool:
     return bool(above and below)
 
 
-def check_ranges(cfg: "TrainConfig") -> None:
+# Every enumerated option's choices: the one list the CLI's `choices=`, recipes and Python
+# configs are all checked against (a typo is one line naming the option and its choices).
+CHOICES: dict[str, tuple] = {
+    "model.head": ("auto", "new", "keep"),
+    "data.train_crop": ("random_resized", "pad_crop", "resize"),
+    "data.auto_augment": ("none", "randaugment", "trivialaugment"),
+    "data.interpolation": ("bicubic", "bilinear", "nearest"),
+    "data.cache": ("auto", "memory", "none"),
+    "optim.schedule": ("cosine", "linear"),
+    "optim.freeze": (None, "backbone"),
+    "distill.kind": ("none", "soft", "hard"),
+    "run.device": ("auto", "cpu", "cuda"),
+    "run.precision": ("auto", "fp32", "bf16"),
+    "run.attention": ("auto", "sdpa", "explicit"),
+    "run.eval_tta": ("none", "flip"),
+    "run.strategy": ("ddp", "fsdp"),
+}
+
+
+def _show(choices: tuple) -> str:
+    return ", ".join("null" if c is None else str(c) for c in choices)
+
+
+def validate(cfg: "TrainConfig") -> None:
+    """Every option's range and choices; the one check for the CLI, recipes and Python configs.
+    Raises UsageError naming the option before anything is written."""
     for key, interval in RANGES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
+        value = _get(cfg, key)
         if value is not None and not in_interval(value, interval):
             raise UsageError(f"{key} must be in {interval}, got {value}")
+    for key, choices in CHOICES.items():
+        value = _get(cfg, key)
+        if value not in choices:
+            raise UsageError(f"{key}={value!r} is not a choice: choose one of {_show(choices)}")
     from .checkpointing import parse_every  # late: it imports torch
 
     parse_every(cfg.run.checkpoint_every)
 
 
+def _get(cfg: "TrainConfig", key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
 def load_train_config(recipe: str | Path | None = None, sets: list[str] | None = None,
                       base: list[str] | None = None) -> TrainConfig:
-    """Defaults ← `base` (e.g. finetune's) ← YAML recipe ← `section.field=value` overrides."""
+    """Defaults ← `base` (e.g. finetune's) ← YAML recipe ← `section.field=value` overrides.
+
+    The result's `given` attribute holds the dotted keys the recipe and `sets` named (not `base`):
+    what a resumed run compares with the configuration it started with (training/resume.py).
+    """
     cfg = TrainConfig()
     _apply_sets(cfg, base or [])
+    given: set[str] = set()
     if recipe:
         path = Path(recipe)
         if not path.is_file():
@@ -251,8 +250,11 @@ def load_train_config(recipe: str | Path | None = None, sets: list[str] | None =
             raise UsageError(f"{path}: a recipe is a mapping of sections")
         for section, values in data.items():
             _update(cfg, section, values, str(path))
+            given.update(f"{section}.{k}" for k in values)
     _apply_sets(cfg, sets or [])
-    check_ranges(cfg)
+    given.update(item.partition("=")[0] for item in sets or [])
+    validate(cfg)
+    cfg.given = given
     return cfg
 
 
@@ -260,8 +262,79 @@ def save_train_config(cfg: TrainConfig, path: Path) -> None:
     path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-def config_from_dict(d: dict) -> TrainConfig:
+def train_config_from_dict(d: dict, origin: str = "checkpoint") -> TrainConfig:
+    """A TrainConfig from nested sections ({"optim": {"lr": 1e-3}, ...}); `given` = its keys."""
     cfg = TrainConfig()
+    if not isinstance(d, dict):
+        raise UsageError(f"{origin}: a config is a mapping of sections")
     for section, values in d.items():
-        _update(cfg, section, values, "checkpoint")
+        _update(cfg, section, values, origin)
+    cfg.given = {f"{s}.{k}" for s, v in d.items() for k in v}
     return cfg
+
+
+# The command-line flags of `vitkit train` / `finetune`, and the keyword arguments of
+# `vitkit.train()`: flag → (config key, help). Types come from the dataclass fields and choices
+# from CHOICES, so each option is declared here once. Bool flags set their key to true
+# ("no_progress" sets run.progress to false).
+FLAGS: dict[str, tuple[str, str]] = {
+    "model": ("model.name", "registered model name (vitkit models) or resnet18_cifar, ..."),
+    "init": ("model.init", "start from these weights (any checkpoint)"),
+    "head": ("model.head", "with --init: auto (default) replaces the head when the class count or names differ"),
+    "img_size": ("model.img_size", "train at this size (position tables are resampled)"),
+    "drop_path": ("model.drop_path_rate", "stochastic depth rate of the last block"),
+    "patch_dropout": ("model.patch_dropout", "drop this fraction of patch tokens in training"),
+    "data": ("data.path", "folder with train/ and val/ (or test/) in ImageFolder layout; 'sample' = bundled "
+                          "CIFAR-10 sample; or WebDataset shards 'S/train-{000000..000099}.tar' (vitkit shards)"),
+    "val_data": ("data.val_path", "evaluation data (folder or shards); default: beside --data"),
+    "workers": ("data.workers", "processes decoding images"),
+    "cache": ("data.cache", "decode the data once into memory and augment batches as tensors (auto: when it fits)"),
+    "epochs": ("optim.epochs", "epochs (an upper bound with --budget-minutes)"),
+    "batch_size": ("optim.batch_size", "global batch (all processes and accumulation steps)"),
+    "lr": ("optim.lr", "peak learning rate"),
+    "warmup_epochs": ("optim.warmup_epochs", "linear warmup length"),
+    "weight_decay": ("optim.weight_decay", "AdamW weight decay"),
+    "accum_steps": ("optim.accum_steps", "gradient accumulation steps"),
+    "layer_decay": ("optim.layer_decay", "layer-wise lr decay, e.g. 0.65"),
+    "freeze": ("optim.freeze", "backbone: train the head only (linear probe)"),
+    "ema": ("optim.ema_decay", "keep an EMA of weights, e.g. 0.9998"),
+    "budget_minutes": ("optim.budget_minutes", "train for M minutes of wall time: schedule and progressive "
+                                               "sizes follow the clock"),
+    "distill": ("distill.kind", "DeiT distillation from --teacher"),
+    "teacher": ("distill.teacher", "teacher checkpoint (a vitkit run of a ResNet, ...)"),
+    "out": ("run.out", "run directory (checkpoints, metrics.jsonl, config.yaml)"),
+    "seed": ("run.seed", "random seed"),
+    "device": ("run.device", "where to train"),
+    "precision": ("run.precision", "auto (default): bf16 on CUDA and on CPUs with native bf16, else fp32"),
+    "max_steps": ("run.max_steps", "stop after this many optimizer steps"),
+    "log_every": ("run.log_every", "log every N steps"),
+    "checkpoint_every": ("run.checkpoint_every", "also write last.pt mid-epoch: every N steps (500) or by time "
+                                                 "(10m, 90s, 1h)"),
+    "strategy": ("run.strategy", "under torchrun: ddp (default) or fsdp (FSDP2: shards weights, gradients, optimizer)"),
+    "deterministic": ("run.deterministic", "deterministic algorithms (same run, same weights)"),
+    "compile": ("run.compile", "torch.compile the model"),
+    "no_progress": ("run.progress", "no progress bar"),
+}
+
+
+def field_type(key: str) -> str:
+    """The annotation of a dotted option ("optim.lr" → "float")."""
+    section, name = key.split(".")
+    return str(next(f.type for f in dataclasses.fields(getattr(TrainConfig(), section)) if f.name == name))
+
+
+def flag_sets(flags: dict[str, Any]) -> list[str]:
+    """`section.field=value` items for flag values (None: not given)."""
+    sets = []
+    for flag, value in flags.items():
+        if flag not in FLAGS:
+            raise UsageError(f"unknown option {flag!r}; options: {', '.join(sorted(FLAGS))}")
+        if value is None:
+            continue
+        key = FLAGS[flag][0]
+        if field_type(key).startswith("bool"):
+            if not value:
+                continue
+            value = flag != "no_progress"
+        sets.append(f"{key}={json.dumps(value)}")  # JSON is YAML: "123" stays a string
+    return sets

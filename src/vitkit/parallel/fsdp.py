@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -39,7 +38,7 @@ def ensure_process_group() -> None:
         dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
 
 
-def shard_model(model: nn.Module, device: torch.device, precision: str) -> nn.Module:
+def apply_fsdp(model: nn.Module, device: torch.device, precision: str) -> nn.Module:
     """fully_shard each block, then the root; in place (the module is returned for clarity)."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -51,12 +50,6 @@ def shard_model(model: nn.Module, device: torch.device, precision: str) -> nn.Mo
         fully_shard(block, mp_policy=mp)
     fully_shard(model, mp_policy=mp)
     return model
-
-
-def is_sharded(model: nn.Module) -> bool:
-    from torch.distributed.fsdp import FSDPModule
-
-    return isinstance(getattr(model, "_orig_mod", model), FSDPModule)
 
 
 def grad_sync(model: nn.Module, sync: bool):
@@ -78,7 +71,7 @@ def grad_sync(model: nn.Module, sync: bool):
     return off()
 
 
-def save_sharded(folder: Path, model: nn.Module, optimizer) -> None:
+def save_dcp(folder: Path, model: nn.Module, optimizer) -> None:
     """Every rank writes its shards of model and optimizer state into `folder`."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict
@@ -87,7 +80,7 @@ def save_sharded(folder: Path, model: nn.Module, optimizer) -> None:
     dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(folder))
 
 
-def load_sharded(folder: Path, model: nn.Module, optimizer) -> None:
+def load_dcp(folder: Path, model: nn.Module, optimizer) -> None:
     """Load `folder` into a sharded model and its optimizer, resharding to this world size."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
@@ -105,16 +98,3 @@ def remove_older(out: Path, prefix: str, keep: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def consolidated_model_state(folder: Path) -> dict[str, torch.Tensor]:
-    """The full model state dict of a DCP folder, in one process, without a process group."""
-    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
-
-    from ..checkpoint.errors import CheckpointError
-    from ..checkpoint.io import read_torch_file
-
-    if not folder.is_dir():
-        raise CheckpointError(f"{folder}: the sharded checkpoint this run's .pt names is missing")
-    with tempfile.TemporaryDirectory() as tmp:
-        dcp_to_torch_save(str(folder), str(Path(tmp) / "full.pt"))
-        full = read_torch_file(Path(tmp) / "full.pt")
-    return {k: v for k, v in full["model"].items()}

@@ -1,11 +1,11 @@
 """Small-scale studies on CIFAR-10, one command each; prints a Markdown table and writes JSON.
 
     tar -xzf ../shared/data/cifar10-jpg.tar.gz -C /tmp/c10
-    python recipes/study.py deit --subset 0.1 --epochs 6 --data /tmp/c10 --out runs/study_deit   # issue 5 (49 min, 2 CPU cores)
-    python recipes/study.py relpos --subset 0.04 --epochs 8 --data /tmp/c10 --out runs/study_relpos  # issue 6 (14 min)
-    python recipes/study.py finetune --epochs 8 --finetune-epochs 10 --data /tmp/c10 --out runs/study_ft  # issue 7 (10 min)
-    python recipes/study.py deit --subset 1.0 --epochs 1 --warmup 0.2 --data /tmp/c10 --out runs/deit_full  # (96 min)
-    python recipes/study.py deit --data /tmp/c10 --out runs/deit_full --subset 1.0 --epochs 100 --device cuda  # a GPU
+    python studies/study.py deit --subset 0.1 --epochs 6 --data /tmp/c10 --out runs/study_deit   # issue 5 (49 min, 2 CPU cores)
+    python studies/study.py relpos --subset 0.04 --epochs 8 --data /tmp/c10 --out runs/study_relpos  # issue 6 (14 min)
+    python studies/study.py finetune --epochs 8 --finetune-epochs 10 --data /tmp/c10 --out runs/study_ft  # issue 7 (10 min)
+    python studies/study.py deit --subset 1.0 --epochs 1 --warmup 0.2 --data /tmp/c10 --out runs/deit_full  # (96 min)
+    python studies/study.py deit --data /tmp/c10 --out runs/deit_full --subset 1.0 --epochs 100 --device cuda  # a GPU
 
 Every row of a study uses the same recipe (model, epochs, batch, augmentation, seed); only the
 studied factor changes. Accuracy is top-1 on the 10,000 CIFAR-10 test images (or the test
@@ -19,8 +19,8 @@ import json
 import time
 from pathlib import Path
 
-from vitkit.train.config import load_train_config
-from vitkit.train.loop import train
+from vitkit.training.config import load_train_config
+from vitkit.training.loop import train
 
 CLASSES_A = ["airplane", "automobile", "bird", "cat", "deer"]
 CLASSES_B = ["dog", "frog", "horse", "ship", "truck"]

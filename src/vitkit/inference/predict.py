@@ -21,38 +21,15 @@ from torch.utils.data import DataLoader, Dataset
 from ..checkpoint.io import atomic_write
 from ..errors import UsageError
 from ..hardware import autocast
-from .config import IMAGENET_MEAN, IMAGENET_STD
-from .data import eval_transform
-from .images import IMAGE_SUFFIXES, open_rgb
+from ..data.transforms import transform_for
+from ..data.images import IMAGE_SUFFIXES, UNREADABLE, images_under, open_rgb
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
-
-
-def preprocess_of(model) -> dict:
-    """The eval transform a vitkit run recorded; ImageNet defaults at the model's size otherwise."""
-    pre = dict(getattr(model, "preprocess", None) or {})
-    pre.setdefault("img_size", model.cfg.img_size[0])
-    pre.setdefault("mean", IMAGENET_MEAN)
-    pre.setdefault("std", IMAGENET_STD)
-    pre.setdefault("crop_pct", 0.875 if pre["img_size"] >= 64 else 1.0)
-    pre.setdefault("interpolation", "bicubic")
-    return pre
-
-
-def transform_for(model):
-    p = preprocess_of(model)
-    return eval_transform(p["img_size"], p["mean"], p["std"], p["crop_pct"], p["interpolation"])
 
 
 def class_label(model, index: int) -> str:
     names = getattr(model, "class_names", None)
     return names[index] if names and index < len(names) else str(index)
-
-
-def images_under(folder: Path) -> list[Path]:
-    """Image files under `folder`, recursively, sorted; hidden files and folders skipped."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def expand_inputs(items: list[str]) -> list[str]:
@@ -89,9 +66,10 @@ class _Images(Dataset):
         if not Path(path).is_file():
             return i, None, "no such file"
         try:
-            return i, self.transform(open_rgb(path)), ""
-        except Exception as e:  # truncated, empty, not an image: reported on its row
+            img = open_rgb(path)
+        except UNREADABLE as e:  # truncated, empty, not an image: reported on its row
             return i, None, f"cannot read image ({type(e).__name__}: {str(e)[:120]})"
+        return i, self.transform(img), ""
 
 
 def _collate(items):
@@ -108,7 +86,8 @@ def predict_files(model, paths: list[str], topk: int = 5, batch_size: int = 32, 
     {"path", "topk": [], "error": "..."} for a file that could not be read.
 
     Args:
-        model: a vitkit model (any device) or a deploy.OnnxClassifier.
+        model: a vitkit model (any device), or any callable classifier with `preprocess`,
+            `class_names`, `cfg` and `device` (deploy.OnnxClassifier), which runs as it was exported.
         precision: "auto" (bf16 on CUDA and on CPUs with native bf16, else fp32), "fp32" or "bf16";
             an OnnxClassifier always runs as exported.
         workers: DataLoader processes decoding images (0: in this process).
@@ -116,12 +95,11 @@ def predict_files(model, paths: list[str], topk: int = 5, batch_size: int = 32, 
     """
     from tqdm import tqdm
 
-    from ..deploy.onnx_runtime import OnnxClassifier
     from ..hardware import resolve_precision
 
-    onnx = isinstance(model, OnnxClassifier)
-    device = model.device if onnx else next(model.parameters()).device
-    precision = "fp32" if onnx else resolve_precision(precision, device)
+    torch_model = isinstance(model, torch.nn.Module)
+    device = next(model.parameters()).device if torch_model else model.device
+    precision = resolve_precision(precision, device) if torch_model else "fp32"
     model.eval()
     results: list[dict | None] = [None] * len(paths)
     loader = DataLoader(_Images(paths, transform_for(model)), batch_size=batch_size, num_workers=workers,
