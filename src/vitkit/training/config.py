@@ -82,6 +82,9 @@ class RunOptions:
     # parameters, gradients and optimizer state over processes (parallel/fsdp.py)
     strategy: str = "ddp"
     progress: bool = True
+    # Experiment trackers, any of tensorboard, mlflow, wandb (training/tracking/); None: metrics.jsonl only
+    log_to: list[str] | None = None
+    log_checkpoint: bool = False  # MLflow: also keep best.pt and config.yaml as the run's artifacts
 
 
 @dataclass
@@ -203,6 +206,10 @@ CHOICES: dict[str, tuple] = {
 }
 
 
+# Options that take a list, each item one of these.
+LIST_CHOICES: dict[str, tuple] = {"run.log_to": ("tensorboard", "mlflow", "wandb")}
+
+
 def _show(choices: tuple) -> str:
     return ", ".join("null" if c is None else str(c) for c in choices)
 
@@ -218,6 +225,10 @@ def validate(cfg: "TrainConfig") -> None:
         value = _get(cfg, key)
         if value not in choices:
             raise UsageError(f"{key}={value!r} is not a choice: choose one of {_show(choices)}")
+    for key, choices in LIST_CHOICES.items():
+        for item in _get(cfg, key) or []:
+            if item not in choices:
+                raise UsageError(f"{key}: {item!r} is not a choice: choose any of {_show(choices)}")
     from .checkpointing import parse_every  # late: it imports torch
 
     parse_every(cfg.run.checkpoint_every)
@@ -310,6 +321,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     "log_every": ("run.log_every", "log every N steps"),
     "checkpoint_every": ("run.checkpoint_every", "also write last.pt mid-epoch: every N steps (500) or by time "
                                                  "(10m, 90s, 1h)"),
+    "log_to": ("run.log_to", "experiment trackers, comma-separated: tensorboard,mlflow,wandb (vitkit[tracking])"),
     "strategy": ("run.strategy", "under torchrun: ddp (default) or fsdp (FSDP2: shards weights, gradients, optimizer)"),
     "deterministic": ("run.deterministic", "deterministic algorithms (same run, same weights)"),
     "compile": ("run.compile", "torch.compile the model"),

@@ -23,6 +23,7 @@ from .config import TrainConfig
 from .engine import train_one_epoch
 from .rng import seed_everything
 from .run import Run
+from ..viz.runs import RUNNING_MARKER
 from .setup import setup
 
 
@@ -30,9 +31,29 @@ def train(cfg: TrainConfig) -> dict:
     """Run training as configured; returns the last epoch's metrics."""
     d = dist_utils.init(cfg.run.device)
     try:
-        return _train(setup(cfg, d))
+        run = setup(cfg, d)
+        status, record = "failed", {}
+        try:
+            record = _train(run)
+            status = "finished"
+        except Preempted:
+            status = "stopped"
+            raise
+        finally:
+            _end(run, status, record)
+        return record
     finally:
         dist_utils.shutdown(d)
+
+
+def _end(run: Run, status: str, record: dict) -> None:
+    """Rank 0: the closing metrics.jsonl record (`vitkit runs` reads it), the trackers' end, and
+    the running marker removed."""
+    if not run.d.is_main:
+        return
+    run.log.write(kind="end", status=status, step=run.step, best_top1=run.best, time=time.time())
+    run.log.trackers.finish(record, run.out, {"finished": "FINISHED", "stopped": "KILLED"}.get(status, "FAILED"))
+    (run.out / RUNNING_MARKER).unlink(missing_ok=True)
 
 
 def _end_of_epoch(run: Run, epoch: int, stats: dict) -> dict:
@@ -52,6 +73,11 @@ def _end_of_epoch(run: Run, epoch: int, stats: dict) -> dict:
               "lr": stats["lr"], "img_s": stats["img_s"], "epoch_time_s": stats["epoch_time_s"],
               "skipped_images": stats["skipped_images"], "time": time.time()}
     run.log.write(**record)
+    if evaluated and run.log.trackers and run.probe is not None and d.is_main:
+        from ..viz.overlays import rollout_overlays
+
+        run.log.trackers.images(run.step, rollout_overlays(run.primary, run.probe.to(d.device), cfg.data.mean,
+                                                           cfg.data.std))
     if d.is_main:
         val = (f"val loss {metrics['loss']:.4f}  top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%"
                if evaluated else "(not evaluated this epoch)")

@@ -27,6 +27,7 @@ RESUME_MAY_CHANGE = frozenset({
     "run.device", "run.precision", "run.attention", "run.compile", "run.deterministic",
     # what is shown and how often it is written
     "run.progress", "run.log_every", "run.eval_every", "run.checkpoint_every", "run.resume",
+    "run.log_to", "run.log_checkpoint",
     # how far it goes: more epochs stretch the schedule
     "optim.epochs", "run.max_steps", "optim.budget_minutes",
 })

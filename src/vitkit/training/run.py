@@ -22,18 +22,27 @@ from .config import TrainConfig
 from .ema import ModelEma
 from .losses import DistillationLoss
 from .preempt import StopRequest
+from .tracking import Trackers
 
 
 class MetricsLog:
-    """metrics.jsonl: one JSON object per logged step and per epoch (rank 0 only)."""
+    """metrics.jsonl: one JSON object per logged step and per epoch (rank 0 only), and the same
+    figures to the experiment trackers (training/tracking/)."""
 
-    def __init__(self, path: Path, enabled: bool):
+    def __init__(self, path: Path, enabled: bool, trackers: Trackers | None = None):
         self.path, self.enabled = path, enabled
+        self.trackers = trackers or Trackers({})
 
     def write(self, **record) -> None:
-        if self.enabled:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if record.get("kind") == "step":
+            self.trackers.log("train", record["step"], {k: record[k] for k in ("loss", "lr", "img_s", "size")})
+        elif record.get("kind") == "epoch" and record.get("top1") is not None:
+            self.trackers.log("eval", record["step"], {k: record.get(k) for k in (
+                "top1", "top5", "loss", "best_top1", "train_loss", "epoch")})
 
 
 @dataclass
@@ -69,6 +78,7 @@ class Run:
     checkpoint_every: Every | None = None
     last_ckpt_t: float = field(default_factory=time.time)
     stop: StopRequest = field(default_factory=StopRequest)
+    probe: Any = None  # a few fixed validation images (B, C, H, W) for the trackers' attention pictures
     fsdp: bool = False  # FSDP2: checkpoints through torch.distributed.checkpoint, by every rank
 
     @property

@@ -7,6 +7,8 @@ before every check has passed.
 """
 from __future__ import annotations
 
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -31,7 +33,12 @@ from .optim import build_optimizer
 from .progressive import check_progressive
 from .resume import drop_metrics_after, resume_config
 from .rng import seed_everything, set_deterministic
+from ..viz.runs import RUNNING_MARKER  # RUN/.vitkit-running: "pid host" while a run is in progress
 from .run import MetricsLog, Run
+from .tracking import check_available as check_trackers
+from .tracking import flatten, git_commit, open_trackers, package_version
+
+
 
 
 def check_across_options(cfg: TrainConfig, d: dist_utils.Dist) -> None:
@@ -44,6 +51,7 @@ def check_across_options(cfg: TrainConfig, d: dist_utils.Dist) -> None:
                          f"steps ({d.world} × {o.accum_steps})")
     if cfg.run.strategy == "fsdp" and (o.ema_decay or cfg.model.name in CNN_MODELS):
         raise UsageError("run.strategy=fsdp shards a ViT's blocks and keeps no EMA: drop --ema (or use ddp)")
+    check_trackers(cfg.run.log_to)
     if o.budget_minutes is not None and cfg.run.deterministic:
         raise UsageError("a time budget (optim.budget_minutes) makes the step count depend on speed; "
                          "it cannot be --deterministic")
@@ -144,17 +152,19 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
         load_state(run, resume)
     run.model = wrap(model, cfg, d)
     if d.is_main:
-        start_output(run, resume is not None, t_start, fused)
+        start_output(run, resume, t_start, fused)
     return run
 
 
-def start_output(run: Run, resumed: bool, t_start: float, fused: bool) -> None:
-    """Rank 0: the run folder, config.yaml, metrics.jsonl trimmed on resume, and the start lines."""
-    cfg, d, o = run.cfg, run.d, run.cfg.optim
+def start_output(run: Run, resume: dict | None, t_start: float, fused: bool) -> None:
+    """Rank 0: the run folder, config.yaml, metrics.jsonl trimmed on resume, the trackers, and the
+    start lines."""
+    cfg, d, o, resumed = run.cfg, run.d, run.cfg.optim, resume is not None
     run.out.mkdir(parents=True, exist_ok=True)
     if resumed:
         drop_metrics_after(run.out / "metrics.jsonl", run.step)
     save_train_config(cfg, run.out / "config.yaml")
+    (run.out / RUNNING_MARKER).write_text(f"{os.getpid()} {socket.gethostname()}\n")
     n_params = sum(p.numel() for p in run.raw_model.parameters()) / 1e6
     print(f"vitkit train: {cfg.model.name}, {n_params:.2f}M params, {run.n_train} train / {run.n_val} val images, "
           f"{len(run.classes)} classes, {d.world} process(es) on {d.device.type}, {run.steps_per_epoch} "
@@ -165,3 +175,19 @@ def start_output(run: Run, resumed: bool, t_start: float, fused: bool) -> None:
               f"at most {o.epochs} epochs)", flush=True)
     run.log.write(kind="start", time=t_start, resumed=resumed, device=describe_device(d.device),
                   precision=run.precision)
+    start_trackers(run, resume, n_params)
+
+
+def start_trackers(run: Run, resume: dict | None, n_params_m: float) -> None:
+    """Open the trackers of run.log_to (continuing the resumed run's ones), send them the config
+    and the run's facts, and keep a few fixed validation images for attention pictures."""
+    cfg = run.cfg
+    if not cfg.run.log_to:
+        return
+    run.log.trackers = open_trackers(cfg.run.log_to, run.out, run.out.name, run.step if resume else None,
+                                     (resume or {}).get("tracking"), cfg.run.log_checkpoint)
+    run.log.trackers.start(flatten(cfg.to_dict()), {
+        "params_M": round(n_params_m, 4), "device": describe_device(run.d.device), "precision": run.precision,
+        "vitkit": package_version(), "commit": git_commit(), "train_images": run.n_train, "classes": len(run.classes)})
+    x = next(iter(run.val_loader))[0]
+    run.probe = None if x is None else x[:4].detach().cpu()
