@@ -15,7 +15,7 @@ import torch
 
 from vitkit.factory import create_model
 from vitkit.training.config import load_train_config
-from vitkit.data.folders import build_datasets
+from vitkit.data.sources import build_datasets
 from vitkit.data.samplers import RankSampler, make_loader
 from vitkit.training.losses import classification_loss
 from vitkit.training.optim import build_optimizer

@@ -122,6 +122,10 @@ def _fingerprint(ds, kind: str, o: DataOptions, size: int) -> str:
     """Changes when any file, the class list or the decode settings change."""
     h = hashlib.sha256()
     h.update(json.dumps([kind, size, o.train_crop, o.crop_pct, o.interpolation, ds.classes, 1]).encode())
+    if getattr(ds, "fingerprint", None):  # a Hugging Face split: its own content hash
+        h.update(ds.fingerprint.encode())
+        h.update(json.dumps(ds.samples).encode())
+        return h.hexdigest()[:16]
     for path, target in ds.samples:
         st = os.stat(path)
         h.update(f"{path}\0{target}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())

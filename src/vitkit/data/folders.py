@@ -16,37 +16,20 @@ from torchvision import datasets
 from ..errors import UsageError
 from .options import DataOptions
 from .images import UNREADABLE, open_rgb
-from .transforms import eval_transform, train_transform
 
-def _safe_open(path: str):
+def safe_open(path: str):
     try:
         return open_rgb(path)
     except UNREADABLE:  # truncated, empty, not an image: the collate function counts it
         return None
 
 
-class ImageFolderSafe(datasets.ImageFolder):
-    """ImageFolder whose unreadable images come back as None instead of raising.
-
-    Indexed by an int, or by (index, epoch) from `ShardSampler`: then the random augmentation of
-    that sample is seeded by (aug_seed, epoch, index), so it is the same whatever the number of
-    workers or processes and whether the run was resumed.
-    """
-
-    def __init__(self, root, transform=None, classes: list[str] | None = None, aug_seed: int = 0):
-        self._only = classes
-        self.aug_seed = aug_seed
-        super().__init__(root, transform=transform, loader=_safe_open,
-                         is_valid_file=lambda p: not Path(p).name.startswith("."))
-
-    def find_classes(self, directory):
-        classes, _ = super().find_classes(directory)
-        if self._only is not None:
-            missing = [c for c in self._only if c not in classes]
-            if missing:
-                raise UsageError(f"{directory}: no class folder(s) {', '.join(missing)}")
-            classes = [c for c in classes if c in self._only]
-        return classes, {c: i for i, c in enumerate(classes)}
+class KeyedImages:
+    """`ds[i]` or `ds[(i, epoch)]` → (image, target), or None for an unreadable image. With an
+    epoch the random augmentation is seeded by (aug_seed, epoch, index), so it is the same
+    whatever the number of workers or processes and whether the run was resumed. Every image
+    dataset of vitkit (folders, lists, Hugging Face datasets) has `samples` [(key, target)],
+    `targets`, `classes`, `transform`, `aug_seed` and `loader(key)`."""
 
     def __getitem__(self, key):
         index, epoch = key if isinstance(key, tuple) else (key, None)
@@ -62,6 +45,31 @@ class ImageFolderSafe(datasets.ImageFolder):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed((self.aug_seed * 1_000_003 + epoch * 10_000_019 + index) % (2**63))
             return self.transform(img), target
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+class ImageFolderSafe(KeyedImages, datasets.ImageFolder):
+    """ImageFolder whose unreadable images come back as None instead of raising.
+
+    Indexed by an int, or by (index, epoch) from `RankSampler` (see KeyedImages).
+    """
+
+    def __init__(self, root, transform=None, classes: list[str] | None = None, aug_seed: int = 0):
+        self._only = classes
+        self.aug_seed = aug_seed
+        super().__init__(root, transform=transform, loader=safe_open,
+                         is_valid_file=lambda p: not Path(p).name.startswith("."))
+
+    def find_classes(self, directory):
+        classes, _ = super().find_classes(directory)
+        if self._only is not None:
+            missing = [c for c in self._only if c not in classes]
+            if missing:
+                raise UsageError(f"{directory}: no class folder(s) {', '.join(missing)}")
+            classes = [c for c in classes if c in self._only]
+        return classes, {c: i for i, c in enumerate(classes)}
 
 
 def collate_skip_bad(batch):
@@ -103,7 +111,7 @@ def eval_folder(root: str | Path, split: str | None = None) -> Path:
     return split_dir(root, split, "val")
 
 
-def _subset(ds: ImageFolderSafe, o: DataOptions) -> None:
+def subset_samples(ds, o: DataOptions) -> None:
     """Keep a per-class fraction / count of training images, chosen by `subset_seed`."""
     if o.subset is None and o.per_class is None:
         return
@@ -125,19 +133,6 @@ def _subset(ds: ImageFolderSafe, o: DataOptions) -> None:
 
 @dataclass
 class Data:
-    train: ImageFolderSafe
-    val: ImageFolderSafe
+    train: KeyedImages  # ImageFolderSafe, lists.ListImages or hfds.HFImages (None for shards)
+    val: KeyedImages
     classes: list[str]
-
-
-def build_datasets(o: DataOptions, size: int, seed: int = 0) -> Data:
-    root = resolve_data_root(o.path)
-    train = ImageFolderSafe(split_dir(root, o.train_split, "train"), train_transform(o, size), o.classes, seed)
-    val = ImageFolderSafe(eval_folder(o.val_path) if o.val_path else split_dir(root, o.val_split, "val"),
-                          eval_transform(size, o.mean, o.std, o.crop_pct, o.interpolation), train.classes)
-    if not train.classes or len(train) == 0:
-        raise UsageError(f"--data {root}: no images found in {root / o.train_split}")
-    _subset(train, o)
-    return Data(train, val, train.classes)
-
-

@@ -39,6 +39,8 @@ class DataOptions:
     # `progressive_end` of training; the last must be the model's size (e.g. [24, 32], 0.5).
     progressive: list[int] | None = None
     progressive_end: float = 0.5
+    image_column: str | None = None  # hfds: the image column (None: found by its Image feature type)
+    label_column: str | None = None  # hfds: the ClassLabel column (None: found by type)
     classes: list[str] | None = None  # train on these class folders only
     subset: float | None = None  # keep this fraction of each training class
     per_class: int | None = None  # or at most this many images per training class

@@ -50,7 +50,7 @@ _URL = re.compile(r"^[a-z][a-z0-9+.-]*:")
 
 def is_shard_spec(path: str | None) -> bool:
     """Tar shards ('x-{000000..000009}.tar', 'x.tar', a URL) rather than an ImageFolder path."""
-    if not path or path == "sample":
+    if not path or path == "sample" or str(path).startswith(("list:", "hfds:")):  # data/sources.py
         return False
     p = str(path)
     return ".tar" in p or ("{" in p and ".." in p) or bool(_URL.match(p) and not Path(p).exists())

@@ -13,8 +13,9 @@ from torch import nn
 
 from ..checkpoint import load_model, model_from_checkpoint, read_checkpoint
 from ..data.cache import TensorLoader, build_tensor_set, use_tensor_path
-from ..data.folders import Data, ImageFolderSafe, build_datasets, eval_folder, resolve_data_root
+from ..data.folders import Data, ImageFolderSafe, eval_folder
 from ..data.samplers import RankSampler, make_loader
+from ..data.sources import build_datasets, data_root
 from ..data.shards import (ShardLoader, ShardStream, eval_shards, expand_shards, is_shard_spec, read_manifest,
                            shard_eval_loader)
 from ..data.transforms import eval_transform, train_transform
@@ -110,7 +111,7 @@ def build_loaders(cfg: TrainConfig, d: Dist, data: Data, manifest: dict | None, 
 
 def _tensor_loaders(cfg: TrainConfig, d: Dist, data: Data, size: int, per_proc: int) -> Loaders:
     """Decode once into memory (data/cache.py), then augment whole batches as tensors."""
-    o, root, t0 = cfg.data, resolve_data_root(cfg.data.path), time.time()
+    o, root, t0 = cfg.data, data_root(cfg.data.path), time.time()
     train_ts = build_tensor_set(data.train, "train", o, size, root, o.workers, d.is_main)
     val_ts = build_tensor_set(data.val, "val", o, size, root, o.workers, d.is_main)
     if d.is_main:
