@@ -68,7 +68,7 @@ def bundled_onnx(tmp_path_factory):
     assert main(["export", "cifar10_vit_tiny", str(d / "fp32.onnx")]) == 0
     assert main(["export", "cifar10_vit_tiny", str(d / "dyn.onnx"), "--int8"]) == 0
     assert main(["export", "cifar10_vit_tiny", str(d / "static.onnx"), "--int8", "--calib", str(SAMPLE / "train"),
-                 "--calib-count", "200"]) == 0
+                 "--calib-count", "200", "--min-agreement", "0.95"]) == 0
     return d
 
 
@@ -159,3 +159,35 @@ def test_bad_deploy_input_is_one_line_exit_2(argv, message, bundled_onnx, cifar_
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err, err
     assert list((tmp_path / "out").iterdir()) == []  # nothing written
+
+
+def test_int8_export_measures_and_stores_its_agreement(bundled_onnx):
+    """Dynamic int8 with the default scheme meets the default 99% on the held-out sample images
+    on this CPU, whatever its kind; the figure rides in the file."""
+    meta = OnnxClassifier(bundled_onnx / "dyn.onnx").meta
+    assert meta["int8_target"] == "any" and meta["int8_agreement_images"] == 200
+    assert meta["int8_agreement"] >= 0.99, meta["int8_agreement"]
+    static = OnnxClassifier(bundled_onnx / "static.onnx").meta
+    assert static["int8_agreement"] >= 0.95 and static["int8_agreement_images"] == 500  # calib images not used
+
+
+def test_int8_below_min_agreement_is_refused_with_no_file(tmp_path, capsys, monkeypatch):
+    import vitkit.deploy.quantize as quantize
+
+    monkeypatch.setattr(quantize, "agreement", lambda *a, **k: 0.5)
+    out = tmp_path / "bad-int8.onnx"
+    assert main(["export", "cifar10_vit_tiny", str(out), "--int8"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "agrees with fp32 on 50.00% of 200 held-out images, below --min-agreement 0.99" in err
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary left behind
+
+
+def test_exported_files_get_the_umask_mode(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert main(["export", "cifar10_vit_tiny", str(tmp_path / "m.onnx")]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.onnx").stat().st_mode & 0o777 == 0o644  # readable by a server of another user

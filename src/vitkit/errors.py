@@ -26,6 +26,11 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run stopped before the bad step touched any weights."""
 
 
+class ExportRefused(RuntimeError):
+    """An export whose result failed its own check (int8 agreement below --min-agreement); no file
+    was written. The CLI exits 1."""
+
+
 class CheckpointWriteFailed(RuntimeError):
     """Writing RUN/last.pt or best.pt failed (disk full, permission lost); the previous files are
     intact and no temporary file is left. The CLI exits 1."""

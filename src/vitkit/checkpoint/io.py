@@ -70,6 +70,12 @@ def weights_in(folder: Path) -> Path | None:
     return next((folder / n for n in WEIGHT_FILES if (folder / n).exists()), None)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it back at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write) -> None:
     """Write through `write(tmp_path)` into a temporary file beside `path`, fsync, then rename.
 
@@ -81,6 +87,9 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes the file 0600; the result gets the mode any new file gets (0666 less the
+        # umask), so a server running as another user can read an exported model.
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -28,6 +28,11 @@ def register(sub) -> None:
     p.add_argument("--target", choices=["any", "vnni"], default="any",
                    help="int8 weights for CPUs of any kind (default: unsigned, no saturation without VNNI) "
                         "or for CPUs with VNNI only (signed)")
+    p.add_argument("--min-agreement", type=float, default=0.99,
+                   help="int8: refuse (exit 1, no file) when top-1 agreement with fp32 on held-out images is lower")
+    p.add_argument("--agreement-data", metavar="DIR",
+                   help="int8: images to measure agreement on (default: --calib images not used for calibration, "
+                        "else the bundled CIFAR-10 sample's test images)")
     p.add_argument("--calib-count", type=int, default=256, help="at most this many calibration images")
     p.set_defaults(func=run_export)
 
@@ -52,10 +57,32 @@ def _check(model, path: Path, dynamic: bool) -> float:
     return worst
 
 
+def _agreement_files(args) -> list[Path]:
+    """Held-out images for the int8 agreement check (see --agreement-data)."""
+    from ..data.folders import SAMPLE_DIR
+    from ..data.images import images_under
+    from ..deploy.quantize import held_out_images
+
+    if args.agreement_data:
+        folder = Path(args.agreement_data)
+        if not folder.is_dir():
+            raise UsageError(f"--agreement-data {folder}: no such directory")
+        files = images_under(folder)[:500]
+    elif args.calib:
+        files = held_out_images(args.calib, 500, args.calib_count)
+    else:
+        files = []
+    files = files or images_under(SAMPLE_DIR / "test")
+    if not files:
+        raise UsageError("no images to measure int8 agreement on; pass --agreement-data DIR")
+    return files
+
+
 def run_export(args) -> int:
     from ..checkpoint import load_model
     from ..deploy.onnx_export import export_onnx
-    from ..deploy.quantize import calibration_batches, quantize_onnx
+    from ..deploy.quantize import agreement, calibration_batches, quantize_onnx
+    from ..errors import ExportRefused
     from ..data.transforms import transform_for
 
     out = Path(args.out)
@@ -63,6 +90,8 @@ def run_export(args) -> int:
         raise UsageError(f"{out}: the output must be a .onnx file")
     if args.calib and not args.int8:
         raise UsageError("--calib is for --int8 (static quantization)")
+    if not 0 <= args.min_agreement <= 1:
+        raise UsageError(f"--min-agreement {args.min_agreement}: give a fraction from 0 to 1")
     if args.calib_count < 1:
         raise UsageError("--calib-count must be at least 1")
     if not out.parent.is_dir():
@@ -76,11 +105,22 @@ def run_export(args) -> int:
         print(f"{out}: fp32, {'dynamic batch/height/width' if dynamic else 'dynamic batch'}, opset {args.opset}; "
               f"ONNX Runtime vs PyTorch max |Δlogit| {diff:.2e}", file=sys.stderr)
         return 0
+    files = _agreement_files(args)
+    measured = {}
+
+    def check(int8_file: Path) -> dict:
+        measured["agreement"] = agreement(model, int8_file, files, transform_for(model))
+        if measured["agreement"] < args.min_agreement:
+            raise ExportRefused(f"{out}: int8 top-1 agrees with fp32 on {100 * measured['agreement']:.2f}% of "
+                                f"{len(files)} held-out images, below --min-agreement {args.min_agreement:g}; no file "
+                                f"written (try dynamic int8, without --calib, or lower --min-agreement)")
+        return {"int8_agreement": round(measured["agreement"], 6), "int8_agreement_images": len(files)}
+
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", dynamic_size=dynamic, opset=args.opset)
-        quantize_onnx(fp32, out, calib, target=args.target)
+        quantize_onnx(fp32, out, calib, target=args.target, check=check)
     diff = _check(model, out, dynamic)
     mode = f"{args.target}-CPU " + (f"static int8 ({sum(len(c) for c in calib)} calibration images)" if calib else "dynamic int8")
-    print(f"{out}: {mode}; ONNX Runtime vs PyTorch fp32 max |Δlogit| {diff:.3f} (measure top-1 agreement "
-          f"with: vitkit eval --checkpoint {out} --data DIR)", file=sys.stderr)
+    print(f"{out}: {mode}; top-1 agreement with fp32 {100 * measured['agreement']:.2f}% on {len(files)} held-out "
+          f"images (stored in the file); max |Δlogit| {diff:.3f}", file=sys.stderr)
     return 0

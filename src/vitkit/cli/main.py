@@ -12,11 +12,11 @@ import argparse
 import sys
 
 from .. import __version__
-from ..errors import EXIT_PREEMPTED, USER_ERRORS, CheckpointWriteFailed, Preempted, TrainingDiverged
+from ..errors import EXIT_PREEMPTED, USER_ERRORS, CheckpointWriteFailed, ExportRefused, Preempted, TrainingDiverged
 from . import (checkpoint_cmds, data_cmds, deploy_cmds, embed_cmds, eval_cmds, model_cmds, predict_cmds,
-               runs_cmds, train_cmds, viz_cmds)
+               runs_cmds, serve_cmds, train_cmds, viz_cmds)
 
-COMMAND_MODULES = [model_cmds, train_cmds, eval_cmds, predict_cmds, data_cmds, embed_cmds, checkpoint_cmds, deploy_cmds, viz_cmds, runs_cmds]
+COMMAND_MODULES = [model_cmds, train_cmds, eval_cmds, predict_cmds, data_cmds, embed_cmds, checkpoint_cmds, deploy_cmds, serve_cmds, viz_cmds, runs_cmds]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except (TrainingDiverged, CheckpointWriteFailed) as e:  # a run that failed, not a bad argument: exit 1
+    except (TrainingDiverged, CheckpointWriteFailed, ExportRefused) as e:  # a run that failed, not a bad argument: exit 1
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)

@@ -30,6 +30,33 @@ from ..errors import UsageError
 from ..data.images import UNREADABLE, images_under, open_rgb
 from .onnx_export import METADATA_KEY
 
+def held_out_images(folder: str | Path, count: int, used: int) -> list[Path]:
+    """Images of `folder` that `calibration_batches(folder, …, used)` did not take, up to `count`."""
+    files = images_under(Path(folder))
+    step = max(1, len(files) // used)
+    taken = set(files[::step][:used])
+    return [f for f in files if f not in taken][:count]
+
+
+def agreement(model, int8_file: Path, files: list[Path], transform) -> float:
+    """Top-1 agreement of the int8 file (ONNX Runtime) with the fp32 PyTorch model on `files`."""
+    from .onnx_runtime import OnnxClassifier
+
+    xs = []
+    for f in files:
+        try:
+            xs.append(transform(open_rgb(f)))
+        except UNREADABLE:
+            continue
+    if not xs:
+        raise UsageError("no readable images to measure int8 agreement on")
+    x = torch.stack(xs)  # (N, 3, H, W)
+    with torch.no_grad():
+        ref = model(x).argmax(1)
+    got = OnnxClassifier(int8_file)(x).argmax(1)
+    return float((ref == got).float().mean())
+
+
 def calibration_batches(folder: str | Path, transform, count: int, batch: int = 16) -> list[np.ndarray]:
     """Up to `count` images of `folder` preprocessed like evaluation, in batches (N, 3, H, W)."""
     folder = Path(folder)
@@ -70,12 +97,15 @@ def calibration_reader(batches: list[np.ndarray]):
     return Reader()
 
 
-def quantize_onnx(src: Path, dst: Path, calib: list[np.ndarray] | None = None, target: str = "any") -> Path:
+def quantize_onnx(src: Path, dst: Path, calib: list[np.ndarray] | None = None, target: str = "any",
+                  check=None) -> Path:
     """int8 `dst` from fp32 `src`: static (QDQ, per-channel weights) with `calib`, else dynamic.
 
     Args:
         target: "any" (unsigned weights: accurate on every x86 CPU) or "vnni" (signed weights,
             for CPUs with VNNI only; saturates elsewhere).
+        check: called with the int8 file before it becomes `dst`; returns metadata to store in
+            it (e.g. the measured agreement), or raises to leave no file.
     """
     if target not in TARGETS:
         raise UsageError(f"int8 target {target!r}: choose {' or '.join(TARGETS)}")
@@ -100,6 +130,8 @@ def quantize_onnx(src: Path, dst: Path, calib: list[np.ndarray] | None = None, t
         info = json.loads(meta.get(METADATA_KEY, "{}"))
         info["int8"] = "static" if calib is not None else "dynamic"
         info["int8_target"] = target
+        if check is not None:
+            info.update(check(out))
         onnx.helper.set_model_props(proto, {**meta, METADATA_KEY: json.dumps(info)})
         onnx.save(proto, str(out))
         out.replace(dst)  # same folder: an atomic rename
