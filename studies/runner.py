@@ -1,0 +1,168 @@
+"""The one runner of the seeds' studies: arms × seeds through `vitkit.train()`, one JSON row per
+finished run in OUT/runs.jsonl, and summary.md plus a figure made from those rows alone.
+
+A study resumes where it stopped: a run whose row is in runs.jsonl is skipped, a run killed
+half-way is trained again from the start (its folder is cleared). Rows record the machine (CPU
+flags or GPU name), torch version and commit, so rows from several machines can be told apart.
+Runs are pinned to fp32 (run.precision) and sized in epochs, so rows from different machines
+compare; one run at a time, owning the machine's cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import vitkit
+from vitkit.hardware import describe_cpu
+
+from stats import describe, fmt, paired
+
+CIFAR = {"data": {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616], "crop_pct": 1.0,
+                  "train_crop": "pad_crop"},
+         "run": {"precision": "fp32", "progress": False}}
+
+
+@dataclass
+class Arm:
+    name: str
+    config: dict  # sections, merged over CIFAR
+    data_fraction: float = 1.0
+    phase: str = "train"
+    epochs: int = 1
+    after: Callable | None = None  # (result, args) → extra row fields (e.g. translation sensitivity)
+    depends: str | None = None  # another arm whose run (same seed, fraction) this one needs (teacher, init)
+
+
+@dataclass
+class Study:
+    name: str
+    claim: str
+    reference: str  # the arm others are compared with
+    arms: Callable[[argparse.Namespace], list[Arm]]
+    figure: Callable | None = None
+    extra_columns: list[str] = field(default_factory=list)
+
+
+def merge(*dicts: dict) -> dict:
+    out: dict = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = merge(out.get(k, {}), v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def machine() -> str:
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else describe_cpu()
+
+
+def commit() -> str | None:
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                       cwd=Path(__file__).parent)
+    return r.stdout.strip() or None
+
+
+def key(row: dict) -> tuple:
+    return (row["arm"], float(row["data_fraction"]), row["phase"], int(row["seed"]))
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def run_dir(out: Path, arm: Arm, seed: int) -> Path:
+    return out / "runs" / f"{arm.name}-f{arm.data_fraction:g}-{arm.phase}-s{seed}"
+
+
+def train_arm(study: Study, arm: Arm, seed: int, args) -> dict:
+    folder = run_dir(args.out, arm, seed)
+    if folder.exists():  # killed half-way: train again from the start
+        shutil.rmtree(folder)
+    cfg = merge(CIFAR, arm.config, {"data": {"subset": arm.data_fraction if arm.data_fraction < 1 else None,
+                                             "subset_seed": seed, "workers": args.workers},
+                                    "run": {"seed": seed}, "optim": {"epochs": arm.epochs}})
+    t0 = time.time()
+    result = vitkit.train(cfg, data=args.data, out=folder, max_steps=args.max_steps)
+    row = {"study": study.name, "arm": arm.name, "data_fraction": arm.data_fraction, "phase": arm.phase, "seed": seed,
+           "top1": result.top1, "wall_s": round(time.time() - t0, 1), "epochs": arm.epochs,
+           "steps": max((m["step"] for m in result.metrics if m.get("kind") == "step"), default=0),
+           "machine": machine(), "torch": torch.__version__, "commit": commit(), "smoke": bool(args.smoke)}
+    if arm.after is not None:
+        row.update(arm.after(result, args))
+    return row
+
+
+def run_study(study: Study, args) -> list[dict]:
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "runs.jsonl"
+    rows = read_rows(path)
+    done = {key(r) for r in rows}
+    for seed in range(args.seeds):
+        for arm in study.arms(args):
+            if (arm.name, float(arm.data_fraction), arm.phase, seed) in done:
+                continue
+            row = train_arm(study, arm, seed, args)
+            with path.open("a") as f:  # a row as soon as its run ends: a killed study loses one run
+                f.write(json.dumps(row) + "\n")
+            rows.append(row)
+            print(f"[{study.name}] {arm.name} f={arm.data_fraction:g} seed {seed}: top-1 {row['top1']:.2f}%", flush=True)
+    write_summary(study, rows, args.out)
+    return rows
+
+
+def table(study: Study, rows: list[dict]) -> list[dict]:
+    """One entry per (fraction, phase, arm): the statistics of top-1 (and the extra columns), and the
+    paired difference to the reference arm at the same fraction and phase."""
+    groups: dict[tuple, dict[int, dict]] = {}
+    for r in rows:
+        groups.setdefault((float(r["data_fraction"]), r["phase"], r["arm"]), {})[int(r["seed"])] = r
+    out = []
+    for (frac, phase, arm), by_seed in sorted(groups.items()):
+        ref = groups.get((frac, phase, study.reference), {})
+        entry = {"data_fraction": frac, "phase": phase, "arm": arm,
+                 "top1": describe([r["top1"] for r in by_seed.values()]),
+                 "diff": None if arm == study.reference else paired(
+                     {s: r["top1"] for s, r in by_seed.items()}, {s: r["top1"] for s, r in ref.items()})}
+        for col in study.extra_columns:
+            entry[col] = describe([r[col] for r in by_seed.values() if r.get(col) is not None])
+        out.append(entry)
+    return out
+
+
+def write_summary(study: Study, rows: list[dict], out: Path) -> Path:
+    lines = [f"# {study.name}", "", study.claim, "",
+             f"Made from {out / 'runs.jsonl'} alone ({len(rows)} runs; machines: "
+             f"{'; '.join(sorted({r['machine'] for r in rows}))}). Top-1 on the test images (%), mean ± std over "
+             f"seeds, 95% interval by the t distribution; Δ = arm − {study.reference} over shared seeds.", "",
+             "| fraction | phase | arm | top-1 | Δ to reference |" + "".join(f" {c} |" for c in study.extra_columns),
+             "| --- | --- | --- | --- | --- |" + " --- |" * len(study.extra_columns)]
+    for e in table(study, rows):
+        cells = [f"{e['data_fraction']:g}", e["phase"], e["arm"], fmt(e["top1"]), "–" if e["diff"] is None else fmt(e["diff"])]
+        cells += [fmt(e[c]) for c in study.extra_columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    path = out / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    if study.figure is not None and rows:
+        study.figure(table(study, rows), out / "figure.png")
+    return path
+
+
+def parse(study: Study, extra: Callable | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=study.claim)
+    ap.add_argument("--data", required=True, help="CIFAR-10 in ImageFolder layout (train/, test/)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="the whole pipeline on a tiny budget, in well under a minute; no claim")
+    ap.add_argument("--workers", type=int, default=2)
+    if extra is not None:
+        extra(ap)
+    args = ap.parse_args()
+    args.max_steps = 2 if args.smoke else None
+    return args
