@@ -56,6 +56,15 @@ def _wandb_records(path: Path) -> list:
     return records
 
 
+def _wandb_config(run_dir: Path) -> dict:
+    config = {}
+    for f in sorted(run_dir.parent.glob(f"offline-run-*-{run_dir.name.rsplit('-', 1)[-1]}/run-*.wandb")):
+        for rec in _wandb_records(f):
+            if rec.WhichOneof("record_type") == "config":
+                config.update({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.config.update})
+    return config
+
+
 def _wandb_history(run_dir: Path) -> list[dict]:
     rows = []
     for f in sorted(run_dir.parent.glob(f"offline-run-*-{run_dir.name.rsplit('-', 1)[-1]}/run-*.wandb")):
@@ -104,6 +113,8 @@ def test_three_trackers_read_back_and_resume_continues_them(cifar_small, tmp_pat
     history = _wandb_history(wandb_run)
     assert [h["train/loss"] for h in history if "train/loss" in h] == pytest.approx([s["loss"] for s in steps])
     assert [h["eval/top1"] for h in history if "eval/top1" in h] == pytest.approx([e["top1"] for e in evals])
+    config = _wandb_config(wandb_run)
+    assert config["optim.lr"] == pytest.approx(2e-3) and config["model.name"] == "vit_tiny_patch4_32"
     pictures = [h for h in history if h.get("attention/0/_type") == "image-file"]
     assert len(pictures) == 2 and all((wandb_run / "files" / p["attention/3/path"]).is_file() for p in pictures)
 
