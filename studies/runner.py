@@ -33,12 +33,12 @@ CIFAR = {"data": {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.26
 @dataclass
 class Arm:
     name: str
-    config: dict  # sections, merged over CIFAR
+    config: dict | Callable | None  # sections merged over CIFAR; a callable of the seed (runs it needs
+    # depend on the seed); None: nothing is trained, `after` gives the row (an evaluation-only arm)
     data_fraction: float = 1.0
     phase: str = "train"
     epochs: int = 1
     after: Callable | None = None  # (result, args) → extra row fields (e.g. translation sensitivity)
-    depends: str | None = None  # another arm whose run (same seed, fraction) this one needs (teacher, init)
 
 
 @dataclass
@@ -82,18 +82,23 @@ def run_dir(out: Path, arm: Arm, seed: int) -> Path:
 
 
 def train_arm(study: Study, arm: Arm, seed: int, args) -> dict:
+    row = {"study": study.name, "arm": arm.name, "data_fraction": arm.data_fraction, "phase": arm.phase, "seed": seed,
+           "machine": machine(), "torch": torch.__version__, "commit": commit(), "smoke": bool(args.smoke)}
+    if arm.config is None:  # evaluation only
+        t0 = time.time()
+        row.update(arm.after(None, args))
+        return {**row, "wall_s": round(time.time() - t0, 1), "epochs": 0, "steps": 0}
     folder = run_dir(args.out, arm, seed)
     if folder.exists():  # killed half-way: train again from the start
         shutil.rmtree(folder)
-    cfg = merge(CIFAR, arm.config, {"data": {"subset": arm.data_fraction if arm.data_fraction < 1 else None,
-                                             "subset_seed": seed, "workers": args.workers},
+    config = arm.config(seed) if callable(arm.config) else arm.config
+    cfg = merge(CIFAR, config, {"data": {"subset": arm.data_fraction if arm.data_fraction < 1 else None,
+                                         "subset_seed": seed, "workers": args.workers},
                                     "run": {"seed": seed}, "optim": {"epochs": arm.epochs}})
     t0 = time.time()
     result = vitkit.train(cfg, data=args.data, out=folder, max_steps=args.max_steps)
-    row = {"study": study.name, "arm": arm.name, "data_fraction": arm.data_fraction, "phase": arm.phase, "seed": seed,
-           "top1": result.top1, "wall_s": round(time.time() - t0, 1), "epochs": arm.epochs,
-           "steps": max((m["step"] for m in result.metrics if m.get("kind") == "step"), default=0),
-           "machine": machine(), "torch": torch.__version__, "commit": commit(), "smoke": bool(args.smoke)}
+    row.update({"top1": result.top1, "wall_s": round(time.time() - t0, 1), "epochs": arm.epochs,
+                "steps": max((m["step"] for m in result.metrics if m.get("kind") == "step"), default=0)})
     if arm.after is not None:
         row.update(arm.after(result, args))
     return row
@@ -152,6 +157,26 @@ def write_summary(study: Study, rows: list[dict], out: Path) -> Path:
     if study.figure is not None and rows:
         study.figure(table(study, rows), out / "figure.png")
     return path
+
+
+def bar_figure(table: list[dict], path: Path, column: str = "top1", label: str = "test top-1 (%)") -> None:
+    """One bar per (fraction, phase, arm) with its 95% interval: the figure of a study without a curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [f"{e['arm']}\n{e['data_fraction']:g}" for e in table]
+    means = [e[column]["mean"] for e in table]
+    err = [0 if e[column]["std"] is None else e[column]["hi"] - e[column]["mean"] for e in table]
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(names)), 3.8))
+    ax.bar(range(len(names)), means, yerr=err, capsize=3, color="#4c72b0")
+    ax.set_xticks(range(len(names)), names, fontsize=8)
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def parse(study: Study, extra: Callable | None = None) -> argparse.Namespace:

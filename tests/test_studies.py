@@ -26,7 +26,7 @@ def _rows(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("name, arms", [("data_hunger", 8), ("relative_position", 6)])
+@pytest.mark.parametrize("name, arms", [("data_hunger", 8), ("relative_position", 6), ("distillation", 8)])
 def test_study_smoke_writes_rows_summary_and_figure(cifar_small, tmp_path, name, arms):
     r = _study(name, cifar_small, tmp_path / name, 1)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -38,6 +38,10 @@ def test_study_smoke_writes_rows_summary_and_figure(cifar_small, tmp_path, name,
     assert summary.count("\n| ") == arms + 2 and (tmp_path / name / "figure.png").stat().st_size > 5000
     if name == "relative_position":
         assert all(0 <= row["shift_changed_pct"] <= 100 and 0 <= row["shift_top1"] <= 100 for row in rows)
+    if name == "distillation":  # the student arms report each head; their mean is what the model predicts
+        students = [row for row in rows if row["phase"] == "train"]
+        assert len(students) == 6 and all(row["top1_both"] == pytest.approx(row["top1"]) for row in students)
+        assert {row["arm"] for row in rows if row["phase"] == "teacher"} == {"cnn_teacher"}
     if name == "data_hunger":
         assert sorted({row["data_fraction"] for row in rows}) == [0.1, 0.25, 0.5, 1.0]
 
