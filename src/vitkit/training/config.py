@@ -218,15 +218,15 @@ def validate(cfg: "TrainConfig") -> None:
     """Every option's range and choices; the one check for the CLI, recipes and Python configs.
     Raises UsageError naming the option before anything is written."""
     for key, interval in RANGES.items():
-        value = _get(cfg, key)
+        value = option_value(cfg, key)
         if value is not None and not in_interval(value, interval):
             raise UsageError(f"{key} must be in {interval}, got {value}")
     for key, choices in CHOICES.items():
-        value = _get(cfg, key)
+        value = option_value(cfg, key)
         if value not in choices:
             raise UsageError(f"{key}={value!r} is not a choice: choose one of {_show(choices)}")
     for key, choices in LIST_CHOICES.items():
-        for item in _get(cfg, key) or []:
+        for item in option_value(cfg, key) or []:
             if item not in choices:
                 raise UsageError(f"{key}: {item!r} is not a choice: choose any of {_show(choices)}")
     from .checkpointing import parse_every  # late: it imports torch
@@ -234,7 +234,7 @@ def validate(cfg: "TrainConfig") -> None:
     parse_every(cfg.run.checkpoint_every)
 
 
-def _get(cfg: "TrainConfig", key: str) -> Any:
+def option_value(cfg: "TrainConfig", key: str) -> Any:
     section, name = key.split(".")
     return getattr(getattr(cfg, section), name)
 

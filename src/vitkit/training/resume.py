@@ -18,7 +18,7 @@ from pathlib import Path
 from ..checkpoint.io import atomic_write
 from ..checkpoint.train_state import load_train_state
 from ..errors import UsageError
-from .config import TrainConfig, train_config_from_dict
+from .config import TrainConfig, option_value, train_config_from_dict
 
 RESUME_MAY_CHANGE = frozenset({
     # where the data and the run are, and how fast they are read
@@ -33,11 +33,6 @@ RESUME_MAY_CHANGE = frozenset({
 })
 
 
-def _get(cfg: TrainConfig, key: str):
-    section, name = key.split(".")
-    return getattr(getattr(cfg, section), name)
-
-
 def resume_config(cfg: TrainConfig, out: Path) -> tuple[TrainConfig, dict]:
     """(the stored configuration with the allowed changes of `cfg` applied, the training state).
     `cfg.given` names the options the command gave (training/config.load_train_config)."""
@@ -48,7 +43,7 @@ def resume_config(cfg: TrainConfig, out: Path) -> tuple[TrainConfig, dict]:
     stored = train_config_from_dict(state["train_config"])
     refused, applied = [], []
     for key in sorted(getattr(cfg, "given", set())):
-        new, old = _get(cfg, key), _get(stored, key)
+        new, old = option_value(cfg, key), option_value(stored, key)
         if new == old:
             continue
         if key not in RESUME_MAY_CHANGE:
