@@ -14,9 +14,9 @@ import sys
 from .. import __version__
 from ..errors import EXIT_PREEMPTED, USER_ERRORS, CheckpointWriteFailed, ExportRefused, Preempted, TrainingDiverged
 from . import (checkpoint_cmds, data_cmds, deploy_cmds, embed_cmds, eval_cmds, model_cmds, predict_cmds,
-               runs_cmds, serve_cmds, train_cmds, viz_cmds)
+               runs_cmds, serve_cmds, demo_cmds, train_cmds, viz_cmds)
 
-COMMAND_MODULES = [model_cmds, train_cmds, eval_cmds, predict_cmds, data_cmds, embed_cmds, checkpoint_cmds, deploy_cmds, serve_cmds, viz_cmds, runs_cmds]
+COMMAND_MODULES = [model_cmds, train_cmds, eval_cmds, predict_cmds, data_cmds, embed_cmds, checkpoint_cmds, deploy_cmds, serve_cmds, demo_cmds, viz_cmds, runs_cmds]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,6 +1,7 @@
 """Attention-rollout overlays as image arrays, for experiment trackers (no files, no figures).
 
     pics = rollout_overlays(model, x, mean, std)     # {"attention/0": (H, W, 3) uint8, ...}
+    pic = blend(image, heat)                         # one (H, W, 3) uint8 from image + (h, w) map
 """
 from __future__ import annotations
 
@@ -25,11 +26,15 @@ def rollout_overlays(model, x: torch.Tensor, mean, std, alpha: float = 0.5) -> d
     grid = (x.shape[-2] // p, x.shape[-1] // p)
     roll = attention_rollout(model.get_attention_maps(x), model.num_prefix_tokens, grid)  # (B, H/p, W/p)
     model.train(was_training)
-    heat = F.interpolate(roll[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    lo, hi = heat.amin(dim=(1, 2), keepdim=True), heat.amax(dim=(1, 2), keepdim=True)
-    heat = ((heat - lo) / (hi - lo).clamp_min(1e-12)).cpu().numpy()  # (B, H, W) in [0, 1]
     m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
     images = (x.cpu() * s + m).clamp(0, 1).permute(0, 2, 3, 1).numpy()  # (B, H, W, 3)
-    colours = colormaps["inferno"](heat)[..., :3]
-    blended = (1 - alpha) * images + alpha * colours
-    return {f"attention/{i}": (b * 255 + 0.5).astype(np.uint8) for i, b in enumerate(blended)}
+    return {f"attention/{i}": blend(img, r, alpha) for i, (img, r) in enumerate(zip(images, roll))}
+
+
+def blend(image: np.ndarray, heat: torch.Tensor, alpha: float = 0.5) -> np.ndarray:
+    """`image` (H, W, 3) in [0, 1] with the map `heat` (h, w) upsampled bilinearly, scaled to
+    [0, 1] (a constant map shows as black) and coloured with inferno on top: (H, W, 3) uint8."""
+    h = F.interpolate(heat[None, None].float().cpu(), size=image.shape[:2], mode="bilinear", align_corners=False)[0, 0]
+    h = ((h - h.min()) / (h.max() - h.min()).clamp_min(1e-12)).numpy()  # (H, W) in [0, 1]
+    colours = colormaps["inferno"](h)[..., :3]
+    return (((1 - alpha) * image + alpha * colours) * 255 + 0.5).astype(np.uint8)
