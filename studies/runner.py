@@ -5,7 +5,12 @@ A study resumes where it stopped: a run whose row is in runs.jsonl is skipped, a
 half-way is trained again from the start (its folder is cleared). Rows record the machine (CPU
 flags or GPU name), torch version and commit, so rows from several machines can be told apart.
 Runs are pinned to fp32 (run.precision) and sized in epochs, so rows from different machines
-compare; one run at a time, owning the machine's cores.
+compare. Either one run at a time owning the machine's cores, or `--shard I/N` with N processes
+pinned one per core (OMP_NUM_THREADS=1, `taskset -c I`): process I takes every N-th run; each
+row records the threads it had and N. A file OUT/STOP makes every process finish its current run
+and stop (remove it to go on later):
+
+    for i in 0 1; do OMP_NUM_THREADS=1 taskset -c $i python studies/X.py ... --shard $i/2 --workers 0 & done
 """
 from __future__ import annotations
 
@@ -49,6 +54,7 @@ class Study:
     arms: Callable[[argparse.Namespace], list[Arm]]
     figure: Callable | None = None
     extra_columns: list[str] = field(default_factory=list)
+    seed_shards: bool = False  # --shard splits by seed (arms of one seed depend on each other's runs)
 
 
 def merge(*dicts: dict) -> dict:
@@ -83,7 +89,8 @@ def run_dir(out: Path, arm: Arm, seed: int) -> Path:
 
 def train_arm(study: Study, arm: Arm, seed: int, args) -> dict:
     row = {"study": study.name, "arm": arm.name, "data_fraction": arm.data_fraction, "phase": arm.phase, "seed": seed,
-           "machine": machine(), "torch": torch.__version__, "commit": commit(), "smoke": bool(args.smoke)}
+           "machine": machine(), "torch": torch.__version__, "commit": commit(), "smoke": bool(args.smoke),
+           "threads": torch.get_num_threads(), "processes": args.shard[1]}
     if arm.config is None:  # evaluation only
         t0 = time.time()
         row.update(arm.after(None, args))
@@ -104,20 +111,32 @@ def train_arm(study: Study, arm: Arm, seed: int, args) -> dict:
     return row
 
 
+def jobs(study: Study, args) -> list[tuple[int, Arm]]:
+    """(seed, arm) in the order they run: all arms of seed 0, then seed 1, ...; with --shard I/N
+    this process's share. An arm whose runs need another arm's (a teacher, a pre-training) lists
+    that one first, and seeds go to shards whole when N divides nothing finer (`Arm.after` and
+    callable configs read the earlier run's folder)."""
+    index, count = args.shard
+    out = [(seed, arm) for seed in range(args.seeds) for arm in study.arms(args)]
+    return [(seed, arm) for seed, arm in out if seed % count == index] if study.seed_shards else \
+        [job for i, job in enumerate(out) if i % count == index]
+
+
 def run_study(study: Study, args) -> list[dict]:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "runs.jsonl"
-    rows = read_rows(path)
-    done = {key(r) for r in rows}
-    for seed in range(args.seeds):
-        for arm in study.arms(args):
-            if (arm.name, float(arm.data_fraction), arm.phase, seed) in done:
-                continue
-            row = train_arm(study, arm, seed, args)
-            with path.open("a") as f:  # a row as soon as its run ends: a killed study loses one run
-                f.write(json.dumps(row) + "\n")
-            rows.append(row)
-            print(f"[{study.name}] {arm.name} f={arm.data_fraction:g} seed {seed}: top-1 {row['top1']:.2f}%", flush=True)
+    done = {key(r) for r in read_rows(path)}
+    for seed, arm in jobs(study, args):
+        if (arm.name, float(arm.data_fraction), arm.phase, seed) in done:
+            continue
+        if (args.out / "STOP").exists():
+            print(f"[{study.name}] {args.out / 'STOP'} exists: stopping before the next run", flush=True)
+            break
+        row = train_arm(study, arm, seed, args)
+        with path.open("a") as f:  # a row as soon as its run ends: a killed study loses one run
+            f.write(json.dumps(row) + "\n")  # one short write in append mode: shards do not interleave
+        print(f"[{study.name}] {arm.name} f={arm.data_fraction:g} seed {seed}: top-1 {row['top1']:.2f}%", flush=True)
+    rows = read_rows(path)  # every shard's rows so far
     write_summary(study, rows, args.out)
     return rows
 
@@ -188,6 +207,12 @@ def parse(study: Study, extra: Callable | None = None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=2)
     if extra is not None:
         extra(ap)
+    ap.add_argument("--shard", default="0/1", help="I/N: this process runs every N-th run (N processes, one per core)")
     args = ap.parse_args()
+    try:
+        args.shard = tuple(int(v) for v in args.shard.split("/"))
+        assert len(args.shard) == 2 and 0 <= args.shard[0] < args.shard[1]
+    except (ValueError, AssertionError):
+        ap.error(f"--shard {args.shard}: give I/N with 0 <= I < N")
     args.max_steps = 2 if args.smoke else None
     return args
