@@ -1,12 +1,12 @@
 """Claim (DeiT): a distillation token trained on the argmax of a CNN teacher (hard distillation)
 lets a ViT do well without pre-training — better than soft distillation.
 
-    python studies/distillation.py --data /tmp/c10 --out studies/results/distillation --seeds 3
+    python studies/distillation.py --data /tmp/c10 --out studies/results/distillation --seeds 3 --shard 0/2 --workers 0   # and 1/2
     python studies/distillation.py --data DIR --out /tmp/smoke --seeds 1 --smoke           # CI: no claim
 
-Arms at 10% and 100% of the training set: the CIFAR ResNet-18 teacher (phase "teacher", the
-data_hunger study's CNN recipe at the same fraction and seed), then the distilled ViT-Ti/4 (6
-blocks) with no distillation (the reference: its two heads both learn the labels), soft
+Arms at 10% and 100% of the training set: the half-width CIFAR ResNet-18 teacher (phase
+"teacher", the data_hunger study's CNN recipe at the same fraction and seed, trained here), then
+the distilled ViT-Ti/4 (6 blocks) with no distillation (the reference: its two heads both learn the labels), soft
 (α 0.5, τ 3) and hard distillation. Test top-1 of the class head, the distillation head and both
 (their mean, what the model predicts).
 """
@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from data_hunger import CNN, STEPS_EPOCHS  # noqa: E402
-from runner import Arm, Study, bar_figure, parse, run_dir, run_study  # noqa: E402
+from runner import Arm, Study, bar_figure, parse, run_dir, run_study, test_tensors  # noqa: E402
 
 FRACTIONS = (0.1, 1.0)
 VIT = {"model": {"name": "deit_tiny_distilled_patch4_32", "drop_path_rate": 0.0, "overrides": {"depth": 6}},
@@ -32,13 +32,9 @@ KINDS = {"none": {"kind": "none"}, "soft": {"kind": "soft", "alpha": 0.5, "tau":
 def heads(result, args) -> dict:
     """Test top-1 (%) of the class head, the distillation head and their mean."""
     import vitkit
-    from vitkit.data.folders import ImageFolderSafe, eval_folder
-    from vitkit.data.transforms import transform_for
 
     model = vitkit.load_model(result.out)
-    ds = ImageFolderSafe(eval_folder(args.data), transform_for(model))
-    xs, ys = zip(*(ds[i] for i in range(len(ds)) if ds[i] is not None))
-    x, y = torch.stack(xs), torch.tensor(ys)
+    x, y = test_tensors(args.data, model)
     model.train()  # both heads: no dropout in this recipe, so train mode only changes what is returned
     with torch.no_grad():
         cls, dist = (torch.cat(t) for t in zip(*(model(b) for b in x.split(500))))
@@ -65,7 +61,7 @@ def arms(args) -> list[Arm]:
 
 STUDY = Study("distillation", "A distillation token trained on a CNN teacher's argmax (hard) lets a ViT do well "
               "without pre-training, better than soft distillation (DeiT).", reference="none", arms=arms, figure=bar_figure,
-              extra_columns=["top1_cls_head", "top1_dist_head", "top1_both"])
+              extra_columns=["top1_cls_head", "top1_dist_head", "top1_both"], seed_shards=True)
 
 if __name__ == "__main__":
     run_study(STUDY, parse(STUDY))

@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runner import Arm, Study, parse, run_study  # noqa: E402
+from runner import Arm, Study, parse, run_study, test_tensors  # noqa: E402
 
 BASE = {"model": {"drop_path_rate": 0.0, "overrides": {"depth": 6}},
         "data": {"label_smoothing": 0.1, "cache": "memory"},
@@ -49,13 +49,9 @@ def shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
 def translation(result, args) -> dict:
     """Translation sensitivity of the run's best weights on the test images."""
     import vitkit
-    from vitkit.data.folders import ImageFolderSafe, eval_folder
-    from vitkit.data.transforms import transform_for
 
     model = vitkit.load_model(result.out).eval()
-    ds = ImageFolderSafe(eval_folder(args.data), transform_for(model))
-    xs, ys = zip(*(ds[i] for i in range(0, len(ds), SHIFT_EVERY) if ds[i] is not None))
-    x, y = torch.stack(xs), torch.tensor(ys)
+    x, y = test_tensors(args.data, model, SHIFT_EVERY)
     changed, correct = [], []
     with torch.no_grad():
         base = torch.cat([model(b).argmax(1) for b in x.split(500)])

@@ -44,6 +44,7 @@ class Arm:
     phase: str = "train"
     epochs: int = 1
     after: Callable | None = None  # (result, args) → extra row fields (e.g. translation sensitivity)
+    seeds: int | None = None  # run for the first N seeds only (a deterministic evaluation: once is enough)
 
 
 @dataclass
@@ -117,9 +118,19 @@ def jobs(study: Study, args) -> list[tuple[int, Arm]]:
     that one first, and seeds go to shards whole when N divides nothing finer (`Arm.after` and
     callable configs read the earlier run's folder)."""
     index, count = args.shard
-    out = [(seed, arm) for seed in range(args.seeds) for arm in study.arms(args)]
+    out = [(seed, arm) for seed in range(args.seeds) for arm in study.arms(args) if arm.seeds is None or seed < arm.seeds]
     return [(seed, arm) for seed, arm in out if seed % count == index] if study.seed_shards else \
         [job for i, job in enumerate(out) if i % count == index]
+
+
+def test_tensors(data: str, model, every: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every `every`-th test image under `data` as the model sees it, (N, C, H, W), and labels (N,)."""
+    from vitkit.data.folders import ImageFolderSafe, eval_folder
+    from vitkit.data.transforms import transform_for
+
+    ds = ImageFolderSafe(eval_folder(data), transform_for(model), classes=getattr(model, "class_names", None))
+    xs, ys = zip(*(item for item in (ds[i] for i in range(0, len(ds), every)) if item is not None))
+    return torch.stack(xs), torch.tensor(ys)
 
 
 def run_study(study: Study, args) -> list[dict]:
@@ -160,17 +171,23 @@ def table(study: Study, rows: list[dict]) -> list[dict]:
     return out
 
 
-def write_summary(study: Study, rows: list[dict], out: Path) -> Path:
-    lines = [f"# {study.name}", "", study.claim, "",
-             f"Made from {out / 'runs.jsonl'} alone ({len(rows)} runs; machines: "
-             f"{'; '.join(sorted({r['machine'] for r in rows}))}). Top-1 on the test images (%), mean ± std over "
-             f"seeds, 95% interval by the t distribution; Δ = arm − {study.reference} over shared seeds.", "",
-             "| fraction | phase | arm | top-1 | Δ to reference |" + "".join(f" {c} |" for c in study.extra_columns),
+def markdown_table(study: Study, rows: list[dict]) -> list[str]:
+    """The study's table as Markdown lines (summary.md and docs/claims.md show the same one)."""
+    lines = ["| fraction | phase | arm | top-1 | Δ to reference |" + "".join(f" {c} |" for c in study.extra_columns),
              "| --- | --- | --- | --- | --- |" + " --- |" * len(study.extra_columns)]
     for e in table(study, rows):
         cells = [f"{e['data_fraction']:g}", e["phase"], e["arm"], fmt(e["top1"]), "–" if e["diff"] is None else fmt(e["diff"])]
         cells += [fmt(e[c]) for c in study.extra_columns]
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_summary(study: Study, rows: list[dict], out: Path) -> Path:
+    lines = [f"# {study.name}", "", study.claim, "",
+             f"Made from {out / 'runs.jsonl'} alone ({len(rows)} runs; machines: "
+             f"{'; '.join(sorted({r['machine'] for r in rows}))}). Top-1 on the test images (%), mean ± std over "
+             f"seeds, 95% interval by the t distribution; Δ = arm − {study.reference} over shared seeds.", ""]
+    lines += markdown_table(study, rows)
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     if study.figure is not None and rows:

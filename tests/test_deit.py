@@ -108,3 +108,22 @@ def test_distillation_run_raises_agreement_with_teacher(cifar_small, tmp_path):
                                                           f"distill.teacher={tmp_path / 'teacher'}"]))
     after = _agreement(vitkit.load_model(tmp_path / "student" / "last.pt"), teacher, x)
     assert after > before + 0.1, (before, after)
+
+
+@pytest.mark.parametrize("width", [32, 64])
+def test_cifar_resnet_width_keeps_torchvision_keys_and_round_trips(tmp_path, width):
+    """`CNNConfig.width` scales every stage (w, 2w, 4w, 8w) with torchvision's blocks and keys;
+    64 is torchvision's ResNet-18 itself."""
+    import torchvision
+
+    name = "resnet18_cifar" if width == 64 else f"resnet18_cifar_w{width}"
+    model = vitkit.create_model(name, num_classes=10).eval()
+    ref = torchvision.models.resnet18(num_classes=10).state_dict()
+    got = model.state_dict()
+    assert list(got) == list(ref)
+    assert [got[f"layer{i}.0.conv1.weight"].shape[0] for i in range(1, 5)] == [width, 2 * width, 4 * width, 8 * width]
+    assert got["conv1.weight"].shape == (width, 3, 3, 3) and got["fc.weight"].shape == (10, 8 * width)
+    vitkit.save_model(model, tmp_path / "cnn")
+    loaded = vitkit.load_model(tmp_path / "cnn")
+    x = torch.randn(2, 3, 32, 32)
+    assert loaded.cfg.width == width and torch.equal(loaded(x), model(x))

@@ -26,7 +26,7 @@ def _rows(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("name, arms", [("data_hunger", 8), ("relative_position", 6), ("distillation", 8)])
+@pytest.mark.parametrize("name, arms", [("data_hunger", 8), ("relative_position", 6), ("distillation", 8), ("two_step", 17)])
 def test_study_smoke_writes_rows_summary_and_figure(cifar_small, tmp_path, name, arms):
     r = _study(name, cifar_small, tmp_path / name, 1)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -44,6 +44,14 @@ def test_study_smoke_writes_rows_summary_and_figure(cifar_small, tmp_path, name,
         assert {row["arm"] for row in rows if row["phase"] == "teacher"} == {"cnn_teacher"}
     if name == "data_hunger":
         assert sorted({row["data_fraction"] for row in rows}) == [0.1, 0.25, 0.5, 1.0]
+    if name == "two_step":  # pre-training at three fractions, fine-tunes at 32 and 48 px, interpolation alone
+        phases = {}
+        for row in rows:
+            phases.setdefault(row["phase"], set()).add((row["arm"], row["data_fraction"]))
+        assert phases["pretrain"] == {("pretrain", 0.2), ("pretrain", 0.5), ("pretrain", 1.0)}
+        for size in (32, 48):
+            assert phases[f"target_{size}px"] == {(a, 1.0) for a in ("scratch", "ft_src20", "ft_src50", "ft_src100")}
+        assert {row["img_size"] for row in rows if row["phase"] == "interpolation"} == {24, 32, 40, 48, 56, 64}
 
 
 def test_a_study_continues_where_it_stopped(cifar_small, tmp_path):
@@ -68,3 +76,43 @@ def test_statistics_by_hand():
     diff = paired({0: 71.0, 1: 73.0, 2: 75.0, 3: 99.0}, {0: 70.0, 1: 71.0, 2: 72.0})  # seed 3 has no partner
     assert diff["n"] == 3 and diff["mean"] == pytest.approx(2.0) and diff["std"] == pytest.approx(1.0)
     assert describe([5.0])["std"] is None and describe([])["n"] == 0
+
+
+def test_shards_split_the_runs_without_overlap():
+    import argparse
+
+    from runner import Arm, Study, jobs
+
+    study = Study("s", "claim", "a", lambda args: [Arm("a", {}), Arm("b", {}), Arm("e", None, seeds=1)])
+    args = lambda i, n: argparse.Namespace(seeds=3, shard=(i, n), smoke=True)  # noqa: E731
+    names = lambda js: [(seed, arm.name) for seed, arm in js]  # noqa: E731
+    whole = names(jobs(study, args(0, 1)))
+    assert whole == [(0, "a"), (0, "b"), (0, "e"), (1, "a"), (1, "b"), (2, "a"), (2, "b")]  # "e": seed 0 only
+    halves = [names(jobs(study, args(i, 2))) for i in (0, 1)]
+    assert sorted(halves[0] + halves[1]) == sorted(whole) and not set(halves[0]) & set(halves[1])
+    study.seed_shards = True  # arms of one seed stay in one process (a teacher before its students)
+    halves = [names(jobs(study, args(i, 2))) for i in (0, 1)]
+    assert {s for s, _ in halves[0]} == {0, 2} and {s for s, _ in halves[1]} == {1}
+
+
+def test_claims_tables_are_the_committed_rows():
+    """docs/claims.md's tables equal what studies/claims.py makes from studies/results/*/runs.jsonl."""
+    r = subprocess.run([sys.executable, str(ROOT / "studies" / "claims.py"), "--check"], capture_output=True, text=True,
+                       env=ENV, timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
+def test_claims_tables_follow_the_rows(tmp_path):
+    import claims
+
+    row = {"study": "relative_position", "arm": "abs_learned", "data_fraction": 1.0, "phase": "train", "machine": "M",
+           "threads": 1, "processes": 2, "shift_changed_pct": 10.0, "shift_top1": 50.0}
+    (tmp_path / "relative_position").mkdir()
+    rows = [{**row, "seed": s, "top1": t} for s, t in ((0, 40.0), (1, 42.0))]
+    rows += [{**row, "arm": "shaw", "seed": s, "top1": t} for s, t in ((0, 41.0), (1, 44.0))]
+    rows += [{**row, "arm": "shaw", "seed": 2, "top1": 99.0, "smoke": True}]  # never counted
+    (tmp_path / "relative_position" / "runs.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    text = claims.render((ROOT / "docs" / "claims.md").read_text(), tmp_path)
+    assert "| 1 | train | shaw | 42.50 ± 2.12 (n=2, 95% [23.44, 61.56]) | 1.50 ± 0.71 (n=2, 95% [-4.85, 7.85])" in text
+    assert "4 runs from `studies/results/relative_position/runs.jsonl` (M; 2 process(es) × 1 thread(s))" in text
+    assert text.count("No runs committed yet.") == 3

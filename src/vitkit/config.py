@@ -155,11 +155,14 @@ class CNNConfig:
     cifar_stem: bool = False
     img_size: tuple[int, int] = (224, 224)
     in_chans: int = 3
+    width: int = 64  # channels of the first stage (torchvision: 64); stages double it
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.arch not in CNN_ARCHS:
             raise ConfigError(f"unknown CNN arch {self.arch!r}; choose one of {', '.join(CNN_ARCHS)}")
+        if self.width < 1:
+            raise ConfigError(f"CNN width must be at least 1, got {self.width}")
         self.img_size = (self.img_size, self.img_size) if isinstance(self.img_size, int) else tuple(self.img_size)
 
     def to_dict(self) -> dict:

@@ -72,7 +72,10 @@ MODELS: dict[str, dict[str, Any]] = _build_table()
 # variants whose 3×3 stride-1 stem keeps a 32-px image at full resolution into the first stage.
 CNN_MODELS: dict[str, dict[str, Any]] = {
     **{a: {"arch": a} for a in CNN_ARCHS},
-    **{f"{a}_cifar": {"arch": a, "cifar_stem": True, "img_size": 32} for a in CNN_ARCHS}}
+    **{f"{a}_cifar": {"arch": a, "cifar_stem": True, "img_size": 32} for a in CNN_ARCHS},
+    # Half width (32-64-128-256 channels): a quarter of ResNet-18's compute, about the 6-block
+    # ViT-Ti/4's cost per image on a CPU, for comparisons at equal steps (studies/data_hunger.py).
+    "resnet18_cifar_w32": {"arch": "resnet18", "cifar_stem": True, "img_size": 32, "width": 32}}
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -16,6 +16,10 @@ import torch
 from .io import atomic_write, read_torch_file
 from .native import TRAIN_FORMAT, model_state_dict
 
+# RUN/.vitkit-running holds "pid host" while a run is in progress (training/setup.py writes it,
+# training/loop.py removes it at the end); `vitkit runs` (viz/runs.py) reads it.
+RUNNING_MARKER = ".vitkit-running"
+
 
 def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()

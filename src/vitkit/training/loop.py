@@ -23,7 +23,7 @@ from .config import TrainConfig
 from .engine import train_one_epoch
 from .rng import seed_everything
 from .run import Run
-from ..viz.runs import RUNNING_MARKER
+from ..checkpoint.train_state import RUNNING_MARKER
 from .setup import setup
 
 

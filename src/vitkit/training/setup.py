@@ -33,7 +33,7 @@ from .optim import build_optimizer
 from .progressive import check_progressive
 from .resume import drop_metrics_after, resume_config
 from .rng import seed_everything, set_deterministic
-from ..viz.runs import RUNNING_MARKER  # RUN/.vitkit-running: "pid host" while a run is in progress
+from ..checkpoint.train_state import RUNNING_MARKER
 from .run import MetricsLog, Run
 from .tracking import check_available as check_trackers
 from .tracking import flatten, git_commit, open_trackers, package_version

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import yaml
 
+from ..checkpoint.train_state import RUNNING_MARKER
 from ..errors import UsageError
 from .figures import _save, plt, read_metrics
 
 METRICS = {"top1": ("epoch", "top1", "test top-1 (%)"), "loss": ("step", "loss", "training loss"),
            "lr": ("step", "lr", "learning rate")}
 AXES = ("minutes", "steps", "epochs")
-RUNNING_MARKER = ".vitkit-running"  # written by training/setup.py while a run is in progress
 
 
 def _xs(rows: list[dict], picked: list[dict], x: str) -> list[float]:
