@@ -5,12 +5,13 @@ data a CNN wins, and the gap closes as data grows.
     python studies/data_hunger.py --data DIR --out /tmp/smoke --seeds 1 --smoke        # CI: no claim
 
 Arms: the speed-run ViT (6 blocks, width 192, patch 4, mean pooling, sin-cos positions, 1.8M
-parameters) and the CIFAR ResNet-18 at half width (`resnet18_cifar_w32`, 2.8M parameters, about
-the ViT's cost per image on a CPU), from scratch on 10/25/50/100% of the training set (per class,
+parameters) and the CIFAR ResNet-18 at half width (`resnet18_cifar_w32`, 2.8M parameters, a
+quarter of ResNet-18's multiply-adds: the full width trained at 26 img/s against the ViT's 109 on 2
+AVX2 cores, 2026-12-01, so that neither arm's cost dominates), from scratch on 10/25/50/100% of the training set (per class,
 the subset drawn by the seed, the same for both arms). Both arms take the same number of
 optimizer steps at every fraction (epochs × fraction = 1: ~195 steps of 256), so the comparison
 is about data, not compute; wall time is recorded beside. fp32; two processes, one per core
-(~14 min a run on an AVX2 core: 24 runs ≈ 2.8 h).
+(estimated ~14 min a run on an AVX2 core: 24 runs ≈ 2.8 h; not yet run).
 """
 from __future__ import annotations
 

@@ -73,8 +73,8 @@ MODELS: dict[str, dict[str, Any]] = _build_table()
 CNN_MODELS: dict[str, dict[str, Any]] = {
     **{a: {"arch": a} for a in CNN_ARCHS},
     **{f"{a}_cifar": {"arch": a, "cifar_stem": True, "img_size": 32} for a in CNN_ARCHS},
-    # Half width (32-64-128-256 channels): a quarter of ResNet-18's compute, about the 6-block
-    # ViT-Ti/4's cost per image on a CPU, for comparisons at equal steps (studies/data_hunger.py).
+    # Half width (32-64-128-256 channels): a quarter of ResNet-18's multiply-adds, closer to the
+    # 6-block ViT-Ti/4's cost per image, for comparisons at equal steps (studies/data_hunger.py).
     "resnet18_cifar_w32": {"arch": "resnet18", "cifar_stem": True, "img_size": 32, "width": 32}}
 
 
