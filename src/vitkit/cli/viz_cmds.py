@@ -47,10 +47,9 @@ def register(sub) -> None:
 
 def _display_image(model, path: str):
     """The crop the model sees, unnormalised, as an (H, W, 3) array in [0, 1]; and its tensor."""
-    import torch
-
     from ..data.images import UNREADABLE, open_rgb
     from ..data.transforms import preprocess_of, transform_for
+    from ..viz.overlays import as_display
 
     if not Path(path).is_file():
         raise UsageError(f"{path}: no such image file")
@@ -60,11 +59,7 @@ def _display_image(model, path: str):
         raise UsageError(f"{path}: cannot read image ({type(e).__name__})") from None
     x = transform_for(model)(img)
     pre = preprocess_of(model)
-    mean, std = torch.tensor(pre["mean"])[:, None, None], torch.tensor(pre["std"])[:, None, None]
-    shown = (x * std + mean).clamp(0, 1)
-    if shown.shape[-1] < 128:  # 32-px images: enlarge so overlays are visible
-        shown = torch.nn.functional.interpolate(shown[None], scale_factor=224 // shown.shape[-1], mode="nearest")[0]
-    return shown.permute(1, 2, 0).numpy(), x[None]
+    return as_display(x, pre["mean"], pre["std"], enlarge_below=128), x[None]  # 32-px images enlarged
 
 
 def _data_loader(model, root: str, max_images: int | None):

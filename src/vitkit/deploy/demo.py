@@ -30,7 +30,7 @@ from ..errors import UsageError
 from ..inference.predict import class_label
 from ..viz import analysis as va
 from ..viz.figures import posemb_figure
-from ..viz.overlays import blend
+from ..viz.overlays import as_display, blend
 from .onnx_runtime import OnnxClassifier, is_onnx_file
 
 MEAN_OF_HEADS = "mean of heads"
@@ -62,15 +62,6 @@ class DemoModel:
         top = probs.topk(min(k, probs.numel()))
         return {class_label(self.model, int(i)): float(v) for v, i in zip(top.values, top.indices)}
 
-    def _shown(self, x: torch.Tensor) -> np.ndarray:
-        """The crop the model sees, unnormalised and enlarged: (H, W, 3) in [0, 1]."""
-        pre = preprocess_of(self.model)
-        mean, std = torch.tensor(pre["mean"]).view(3, 1, 1), torch.tensor(pre["std"]).view(3, 1, 1)
-        img = (x[0] * std + mean).clamp(0, 1)  # (C, H, W)
-        if img.shape[-1] < DISPLAY_SIDE:
-            img = torch.nn.functional.interpolate(img[None], scale_factor=DISPLAY_SIDE // img.shape[-1], mode="nearest")[0]
-        return img.permute(1, 2, 0).numpy()
-
     @torch.no_grad()
     def attention(self, image, block: int, head: str | int) -> tuple[np.ndarray, np.ndarray]:
         """(rollout overlay, [class] attention overlay of `block` for `head` or the mean of heads),
@@ -91,7 +82,8 @@ class DemoModel:
             chosen = cls[int(head)]
         else:
             raise UsageError(f"head {head}: the model has heads 0 to {self.heads - 1}")
-        shown = self._shown(x)
+        pre = preprocess_of(self.model)
+        shown = as_display(x[0], pre["mean"], pre["std"], enlarge_below=DISPLAY_SIDE)  # (H, W, 3) in [0, 1]
         return blend(shown, va.attention_rollout(maps, prefix, grid)[0]), blend(shown, chosen)
 
     def posemb_picture(self, folder: Path) -> tuple[Path, str] | None:

@@ -38,3 +38,12 @@ def blend(image: np.ndarray, heat: torch.Tensor, alpha: float = 0.5) -> np.ndarr
     h = ((h - h.min()) / (h.max() - h.min()).clamp_min(1e-12)).numpy()  # (H, W) in [0, 1]
     colours = colormaps["inferno"](h)[..., :3]
     return (((1 - alpha) * image + alpha * colours) * 255 + 0.5).astype(np.uint8)
+
+
+def as_display(x: torch.Tensor, mean, std, enlarge_below: int) -> np.ndarray:
+    """One normalised image (C, H, W) as (H', W', 3) floats in [0, 1]; an image narrower than
+    `enlarge_below` px is enlarged nearest-neighbour by 224 // width, so a 32-px map stays visible."""
+    img = (x * torch.tensor(std).view(3, 1, 1) + torch.tensor(mean).view(3, 1, 1)).clamp(0, 1)
+    if img.shape[-1] < enlarge_below:
+        img = F.interpolate(img[None], scale_factor=224 // img.shape[-1], mode="nearest")[0]
+    return img.permute(1, 2, 0).numpy()
