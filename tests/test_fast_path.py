@@ -43,9 +43,11 @@ def test_cache_mode_decisions():
     o = DataOptions(train_crop="pad_crop")
     assert use_tensor_path(o, 1000, 32)
     assert not use_tensor_path(DataOptions(train_crop="random_resized"), 1000, 32, is_main=False)
-    assert not use_tensor_path(DataOptions(train_crop="pad_crop", auto_augment="randaugment"), 1000, 32, False)
-    with pytest.raises(UsageError, match="cannot apply data.auto_augment"):
-        use_tensor_path(DataOptions(train_crop="pad_crop", auto_augment="randaugment", cache="memory"), 10, 32)
+    # RandAugment / TrivialAugment / erasing run on batches now (data/batch_augment.py)
+    assert use_tensor_path(DataOptions(train_crop="pad_crop", auto_augment="randaugment", random_erasing=0.25),
+                           1000, 32, False)
+    with pytest.raises(UsageError, match="cannot apply data.train_crop='random_resized'"):
+        use_tensor_path(DataOptions(train_crop="random_resized", cache="memory"), 10, 32)
     with pytest.raises(UsageError, match="over the .* budget"):
         use_tensor_path(DataOptions(train_crop="pad_crop", cache="memory", cache_max_gb=0.001), 10**6, 32)
     assert not use_tensor_path(DataOptions(train_crop="pad_crop", cache_max_gb=0.001), 10**6, 32, False)
@@ -222,7 +224,7 @@ def test_explicit_and_sdpa_attention_train_alike():
     (["data.progressive=[30, 32]"], "size 30 is not a positive multiple of the patch size 4"),
     (["data.progressive=[24, 28]"], "must end at the training size 32"),
     (["data.cache=memory", "data.cache_max_gb=0.000001"], "over the"),
-    (["data.cache=memory", "data.auto_augment=randaugment"], "cannot apply"),
+    (["data.cache=memory", "data.train_crop=random_resized"], "cannot apply"),
     (["data.cache=disk"], "data.cache='disk' is not a choice: choose one of auto, memory, none"),
     (["optim.schedule=step"], "optim.schedule='step' is not a choice: choose one of cosine, linear"),
     (["run.eval_tta=ten_crop"], "run.eval_tta='ten_crop' is not a choice: choose one of none, flip"),

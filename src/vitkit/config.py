@@ -49,6 +49,11 @@ class ViTConfig:
         act: "gelu" (exact, erf) or "gelu_tanh" (the JAX original).
         layer_scale_init: LayerScale init value; None disables it.
         head_init_zero: zero-initialise the head (the ViT paper's fine-tuning rule).
+        stem_channels: widths of a convolutional stem in place of the single patch conv — the
+            ViT paper's hybrid input, in the form of Xiao et al. 2021 ("Early convolutions help
+            transformers see better"): one 3×3 stride-2 conv + BatchNorm + ReLU per width, then
+            a 1×1 conv to embed_dim. The strides multiply to patch_size (2 widths for P = 4).
+            Empty (the default): the plain patch conv.
     """
 
     img_size: tuple[int, int] = (224, 224)
@@ -80,10 +85,17 @@ class ViTConfig:
     patch_dropout: float = 0.0  # training only: drop this fraction of patch tokens (Liu et al. 2022)
     layer_scale_init: float | None = None
     head_init_zero: bool = False
+    stem_channels: tuple[int, ...] = ()
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. where a checkpoint came from)
 
     def __post_init__(self) -> None:
         self.img_size = _pair(self.img_size)
+        self.stem_channels = tuple(int(c) for c in self.stem_channels)  # JSON gives a list
+        if self.stem_channels and (2 ** len(self.stem_channels) != self.patch_size
+                                   or min(self.stem_channels) < 1):
+            raise ConfigError(f"stem_channels={list(self.stem_channels)}: a conv stem halves the size per "
+                              f"width, so patch_size {self.patch_size} needs "
+                              f"{self.patch_size.bit_length() - 1} positive widths and a power-of-two patch")
         for name, allowed in (("pool", POOLS), ("pos_embed", POS_EMBEDS), ("rel_pos", REL_POS),
                               ("act", ACTS)):
             if getattr(self, name) not in allowed:
@@ -126,6 +138,7 @@ class ViTConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["img_size"] = list(self.img_size)
+        d["stem_channels"] = list(self.stem_channels)
         return d
 
     @classmethod

@@ -170,6 +170,8 @@ def write_hf_dir(path: Path, sd: dict[str, torch.Tensor], cfg: ViTConfig,
     if cfg.pos_embed != "learned" or cfg.rel_pos != "none" or cfg.layer_scale_init is not None:
         raise CheckpointError("Hugging Face ViT has only learned absolute position embeddings and no "
                               "LayerScale; keep this model in vitkit or timm format")
+    if cfg.stem_channels:
+        raise CheckpointError("Hugging Face ViT has no conv stem (stem_channels); keep this model in vitkit format")
     names = class_names or [f"LABEL_{i}" for i in range(cfg.num_classes)]
     gh, gw = cfg.img_size
     hf = {

@@ -72,9 +72,10 @@ def jax_to_vitkit(raw: dict[str, np.ndarray], where: str, **known) -> tuple[ViTC
 
 def vitkit_to_jax(sd: dict[str, torch.Tensor], cfg: ViTConfig) -> dict[str, np.ndarray]:
     """The inverse mapping: a vitkit state dict written in the original JAX layout."""
-    if cfg.distilled or cfg.rel_pos != "none" or cfg.layer_scale_init is not None or cfg.use_fc_norm:
+    if (cfg.distilled or cfg.rel_pos != "none" or cfg.layer_scale_init is not None or cfg.use_fc_norm
+            or cfg.stem_channels):
         raise CheckpointError("the original JAX ViT layout has no distillation token, relative "
-                              "positions, LayerScale or fc_norm; keep this model in vitkit format")
+                              "positions, LayerScale, fc_norm or conv stem; keep this model in vitkit format")
     n = lambda t: t.detach().cpu().float().numpy()
     h, hd, D = cfg.num_heads, cfg.head_dim, cfg.embed_dim
     out = {"embedding/kernel": n(sd["patch_embed.proj.weight"].permute(2, 3, 1, 0)),

@@ -5,6 +5,11 @@ What shapes cannot tell, and the rule used:
 - number of heads: the published size with that width (Ti 3, S 6, B 12, L 16, H 16), else
   width / 64; pass `num_heads=` to `load_model` to say otherwise;
 - a non-square training grid: the grid is taken as square; pass `img_size=(H, W)` to say otherwise.
+
+One renaming: a conv stem (`stem_channels`) is timm's hybrid embedding with a `ConvStem` backbone
+(timm.models.vision_transformer_hybrid: 3×3 stride-2 ConvNormAct layers, then a 1×1 conv with
+bias and no norm, `HybridEmbed(proj=False)`, patch_size=1), whose keys are
+`patch_embed.backbone.{i}.conv|bn.*`; vitkit keeps them as `patch_embed.stem.*` + `patch_embed.proj`.
 """
 from __future__ import annotations
 
@@ -21,7 +26,50 @@ HEADS_BY_WIDTH = {width: heads for width, _, heads, _ in SIZES.values()}
 
 
 def looks_like_timm(sd: dict) -> bool:
-    return "patch_embed.proj.weight" in sd
+    return "patch_embed.proj.weight" in sd or "patch_embed.backbone.0.conv.weight" in sd
+
+
+_STEM_KEY = re.compile(r"patch_embed\.backbone\.(\d+)\.(conv|bn)\.(\w+)$")
+
+
+def from_timm_stem(sd: dict[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
+    """timm's ConvStem hybrid keys → vitkit's `patch_embed.stem.*` / `patch_embed.proj.*`."""
+    found = {m.groups(): k for k in sd if (m := _STEM_KEY.match(k))}
+    if not found:
+        return sd
+    last = max(int(i) for i, _, _ in found)
+    out = {k: v for k, v in sd.items() if not _STEM_KEY.match(k)}
+    for (i, part, name), key in found.items():
+        i, w = int(i), sd[key]
+        if i == last:
+            if part != "conv" or (name == "weight" and tuple(w.shape[-2:]) != (1, 1)):
+                raise CheckpointError(f"{where}: timm conv stem ends in {key} {tuple(w.shape)}; vitkit's stem "
+                                      f"ends in a 1×1 conv with bias and no norm")
+            out[f"patch_embed.proj.{name}"] = w
+        elif part == "conv":
+            if name != "weight" or tuple(w.shape[-2:]) != (3, 3):
+                raise CheckpointError(f"{where}: timm conv stem layer {key} {tuple(w.shape)} is not a 3×3 "
+                                      f"conv without bias; vitkit's stem has only those")
+            out[f"patch_embed.stem.{3 * i}.weight"] = w
+        else:
+            out[f"patch_embed.stem.{3 * i + 1}.{name}"] = w
+    return out
+
+
+def to_timm_stem(sd: dict[str, torch.Tensor], cfg: ViTConfig) -> dict[str, torch.Tensor]:
+    """The inverse of `from_timm_stem`."""
+    k = len(cfg.stem_channels)
+    out = {}
+    for key, v in sd.items():
+        if key.startswith("patch_embed.stem."):
+            layer, name = key[len("patch_embed.stem."):].split(".", 1)
+            i, kind = divmod(int(layer), 3)  # 0: conv, 1: BatchNorm, 2: ReLU (no parameters)
+            out[f"patch_embed.backbone.{i}.{'conv' if kind == 0 else 'bn'}.{name}"] = v
+        elif key.startswith("patch_embed.proj."):
+            out[f"patch_embed.backbone.{k}.conv.{key.rsplit('.', 1)[1]}"] = v
+        else:
+            out[key] = v
+    return out
 
 
 def from_timm_relpos(sd: dict[str, torch.Tensor], where: str) -> tuple[dict[str, torch.Tensor], dict]:
@@ -55,6 +103,11 @@ def infer_config(sd: dict[str, torch.Tensor], where: str, **known) -> ViTConfig:
         raise CheckpointError(f"{where}: patch_embed.proj.weight has shape {tuple(w.shape)}, "
                               f"expected (D, C, P, P)")
     D, C, P = w.shape[0], w.shape[1], w.shape[-1]
+    stem = [sd[k].shape for k in sorted((k for k in sd if re.fullmatch(r"patch_embed\.stem\.\d+\.weight", k)
+                                         and sd[k].ndim == 4), key=lambda k: int(k.split(".")[2]))]
+    if stem:  # (width, C_in, 3, 3) per stride-2 conv; the 1×1 proj adds no stride
+        known.setdefault("stem_channels", tuple(s[0] for s in stem))
+        C, P = stem[0][1], 2 ** len(stem)
     table = sd.get("blocks.0.attn.rel_pos.table")
     depth = 1 + max((int(m.group(1)) for k in sd if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
     if depth == 0:
@@ -100,5 +153,5 @@ def to_timm(sd: dict[str, torch.Tensor], cfg: ViTConfig) -> dict[str, torch.Tens
                               f"keep this model in vitkit format")
     if cfg.pos_embed == "sincos":
         raise CheckpointError("pos_embed='sincos' is not stored in timm checkpoints; keep vitkit format")
-    return dict(sd)
+    return to_timm_stem(sd, cfg) if cfg.stem_channels else dict(sd)
 

@@ -110,7 +110,7 @@ def run(args) -> int:
             raise UsageError(f"{args.checkpoint}: the model has no learned position embeddings (pos_embed={cfg.pos_embed})")
         path = vf.posemb_figure(va.pos_embed_similarity(model.pos_embed.detach(), P, cfg.grid_size), out)
     elif args.viz == "filters":
-        path = vf.filters_figure(va.filter_components(model.patch_embed.proj.weight), out)
+        path = vf.filters_figure(va.filter_components(model.patch_embed.first_conv().weight), out)
     elif args.viz == "distance":
         ds, loader = _data_loader(model, args.data, args.max_images)
         sums, n = None, 0

@@ -10,8 +10,9 @@ training device. Random choices come from a table drawn per (seed, epoch) and in
 so, as in the folder path, augmentation does not depend on world size or resume.
 
 Supported augmentations: pad-crop (random translation with reflect padding) or a plain resize,
-horizontal flip, and the batch-level MixUp / CutMix (applied by the loop). RandAugment,
-TrivialAugment, random-resized crops and erasing stay on the folder path (`data.cache: none`).
+horizontal flip, RandAugment / TrivialAugment and random erasing (data/batch_augment.py: one
+operation per image, as torchvision's kernels compute it), and the batch-level MixUp / CutMix
+(applied by the loop). Random-resized crops stay on the folder path (`data.cache: none`).
 The cache can be kept on disk (`data.cache_dir`) so the next run skips decoding.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2 as T
 
 from ..errors import UsageError
+from .batch_augment import BatchAugment
 from .options import DataOptions
 
 CACHE_MODES = ("none", "memory", "auto")
@@ -37,10 +39,6 @@ def tensor_path_reason(o: DataOptions) -> str | None:
     """Why the tensor path cannot reproduce these augmentations (None: it can)."""
     if o.train_crop not in ("pad_crop", "resize"):
         return f"data.train_crop={o.train_crop!r} (the tensor path does pad_crop and resize)"
-    if o.auto_augment != "none":
-        return f"data.auto_augment={o.auto_augment!r}"
-    if o.random_erasing > 0:
-        return "data.random_erasing > 0"
     return None
 
 
@@ -209,17 +207,20 @@ class TensorLoader:
     """Yields (images (B, 3, S, S) float normalised, labels (B,), 0) like the folder loader.
 
     Train mode takes the sample order from `sampler` (a ShardSampler: same global batches for
-    any number of processes) and draws crop offsets and flips from a per-(seed, epoch) table.
+    any number of processes) and draws crop offsets, flips and the `augment` choices from a
+    per-(seed, epoch) table. Order as the folder path: crop, flip, RandAugment/TrivialAugment,
+    normalise, erase.
     """
 
     def __init__(self, ts: TensorSet, batch_size: int, device: torch.device, mean, std,
                  sampler=None, indices: list[int] | None = None, pad: int = 0, hflip: float = 0.0,
-                 seed: int = 0):
+                 seed: int = 0, augment: BatchAugment | None = None):
         self.images = ts.images.to(device)
         self.targets = ts.targets.to(device)
         self.batch_size, self.device, self.sampler = batch_size, device, sampler
         self.indices = indices
         self.pad, self.hflip, self.seed = pad, hflip, seed
+        self.augment = augment if augment is not None and augment.active else None
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0
 
@@ -228,12 +229,14 @@ class TensorLoader:
         return -(-n // self.batch_size)
 
     def _table(self, epoch: int):
-        """Per-sample random choices for one epoch, (N, 2) offsets and (N,) flips."""
+        """Per-sample random choices for one epoch: (N, 2) offsets, (N,) flips, the augment's table."""
         g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch * 10_000_019 + 7) % (2**63))
-        n = self.images.shape[0]
+        n, _, H, W = self.images.shape
         offsets = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=g) if self.pad > 0 else None
         flips = torch.rand(n, generator=g) < self.hflip if self.hflip > 0 else None
-        return offsets, flips
+        # Drawn after crops and flips from the same stream, so those stay what they were without it.
+        aug = self.augment.draw(n, H, W, g) if self.augment is not None else {}
+        return offsets, flips, aug
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -246,11 +249,15 @@ class TensorLoader:
                 yield self._normalise(self.images[i].float()), self.targets[i], 0
             return
         idx = torch.tensor([k[0] for k in self.sampler], dtype=torch.long)
-        offsets, flips = self._table(self.sampler.epoch)
+        offsets, flips, aug = self._table(self.sampler.epoch)
         for s in range(0, len(idx), self.batch_size):
             i = idx[s:s + self.batch_size]
-            x = self.images[i.to(self.device)].float()
+            x = self.images[i.to(self.device)].float()  # (B, 3, S, S) whole numbers in [0, 255]
             off = offsets[i].to(self.device) if offsets is not None else None
             fl = flips[i].to(self.device) if flips is not None else None
             x = pad_crop_flip(x, off, fl, self.pad)
-            yield self._normalise(x), self.targets[i.to(self.device)], 0
+            if self.augment is not None:
+                x = self.augment.after_normalise(self._normalise(self.augment.before_normalise(x, aug, i)), aug, i)
+            else:
+                x = self._normalise(x)
+            yield x, self.targets[i.to(self.device)], 0

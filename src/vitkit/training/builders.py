@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from ..checkpoint import load_model, model_from_checkpoint, read_checkpoint
+from ..data.batch_augment import BatchAugment
 from ..data.cache import TensorLoader, build_tensor_set, use_tensor_path
 from ..data.folders import Data, ImageFolderSafe, eval_folder
 from ..data.samplers import RankSampler, make_loader
@@ -121,8 +122,9 @@ def _tensor_loaders(cfg: TrainConfig, d: Dist, data: Data, size: int, per_proc: 
     # The sampler counts the decoded set: unreadable images are already left out of it.
     sampler = RankSampler(len(train_ts), d.rank, d.world, cfg.optim.batch_size, cfg.run.seed)
     pad = o.pad if o.train_crop == "pad_crop" else 0
+    augment = BatchAugment(o.auto_augment, o.ra_num_ops, o.ra_magnitude, o.random_erasing, o.interpolation)
     train = TensorLoader(train_ts, per_proc, d.device, o.mean, o.std, sampler=sampler, pad=pad,
-                         hflip=o.hflip, seed=cfg.run.seed)
+                         hflip=o.hflip, seed=cfg.run.seed, augment=augment)
     val = TensorLoader(val_ts, per_proc, d.device, o.mean, o.std, indices=list(range(d.rank, len(val_ts), d.world)))
     return Loaders(train, val, sampler, len(train_ts), len(val_ts), train_ts.skipped + val_ts.skipped)
 
