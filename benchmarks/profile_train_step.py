@@ -31,7 +31,7 @@ def build(cfg):
     model = create_model(cfg.model.name, drop_path_rate=cfg.model.drop_path_rate,
                          patch_dropout=cfg.model.patch_dropout, **overrides).train()
     dev = torch.device("cpu")
-    model.set_attention_impl(resolve_attention(cfg.run.attention, dev, model) == "sdpa")
+    model.set_attention_impl(resolve_attention(cfg.run.attention, dev))
     return model, build_optimizer(model, cfg.optim), DistillationLoss("none", None, label_smoothing=0.1)
 
 
