@@ -1,7 +1,8 @@
 """Where the training step's time goes, op by op, and what a model variant costs per image.
 
     python benchmarks/profile_train_step.py --recipe recipes/cifar10_speedrun_cpu.yaml
-    python benchmarks/profile_train_step.py --set model.overrides.stem_channels=[32,64] --no-profile
+    python benchmarks/profile_train_step.py --no-profile \
+        --set 'model.overrides={depth: 6, mlp_ratio: 2.0, pool: mean, class_token: false, pos_embed: sincos}'  # no stem
     # prints img/s of forward+backward+AdamW at each size the recipe trains at (progressive sizes,
     # PatchDropout as configured), GFLOP/s from the model's matmul count, and (unless
     # --no-profile) the top ops by self CPU time: matmuls vs everything else.

@@ -86,7 +86,7 @@ def read_checkpoint(path: str | Path, **overrides: Any) -> LoadedCheckpoint:
     sd = strip_prefixes(unwrap_state_dict(raw))
     sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
     if timm_format.looks_like_timm(sd):
-        sd, relpos = timm_format.from_timm_relpos(timm_format.from_timm_stem(sd, str(path)), str(path))
+        sd, relpos = timm_format.from_timm(sd, str(path))
         return LoadedCheckpoint(path, "timm", timm_format.infer_config(sd, str(path), **{**relpos, **known}), sd)
     if hf_format.looks_like_hf(sd):  # HF weights without their config.json: shapes decide
         sd = hf_format.hf_to_vitkit(sd, str(path))
@@ -102,7 +102,7 @@ def _read_timm_dir(path: Path, header: dict, known: dict) -> LoadedCheckpoint:
     if weights is None:
         raise CheckpointError(f"{path}: timm config.json found but no model.safetensors or pytorch_model.bin")
     sd = strip_prefixes(unwrap_state_dict(read_tensor_file(weights)))
-    sd, relpos = timm_format.from_timm_relpos(timm_format.from_timm_stem(sd, str(weights)), str(weights))
+    sd, relpos = timm_format.from_timm(sd, str(weights))
     pre, names, arch = hub.timm_hub_extras(header)
     if arch in MODELS:  # what shapes cannot tell (heads) comes from the architecture's name
         known = {"num_heads": MODELS[arch]["num_heads"], **known}

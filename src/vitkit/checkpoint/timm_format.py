@@ -72,6 +72,11 @@ def to_timm_stem(sd: dict[str, torch.Tensor], cfg: ViTConfig) -> dict[str, torch
     return out
 
 
+def from_timm(sd: dict[str, torch.Tensor], where: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """timm names → vitkit names (conv stem, relative positions) and the config fields they fix."""
+    return from_timm_relpos(from_timm_stem(sd, where), where)
+
+
 def from_timm_relpos(sd: dict[str, torch.Tensor], where: str) -> tuple[dict[str, torch.Tensor], dict]:
     """timm's VisionTransformerRelPos → vitkit names, where the forms match.
 

@@ -112,12 +112,12 @@ def _sharpness(x, m, interp):
 
 
 def _posterize(x, m, interp):
-    step = torch.pow(2.0, 8 - m.to(x.dtype)).view(-1, 1, 1, 1)  # keep the top `bits` bits
+    step = torch.pow(2.0, 8 - m.to(x.device, x.dtype)).view(-1, 1, 1, 1)  # keep the top `bits` bits
     return torch.div(x, step, rounding_mode="floor") * step
 
 
 def _solarize(x, m, interp):
-    threshold = (255.0 * m).to(x.dtype).view(-1, 1, 1, 1)
+    threshold = (255.0 * m).to(x.device, x.dtype).view(-1, 1, 1, 1)  # m stays on the CPU with the table
     return torch.where(x >= threshold, 255.0 - x, x)
 
 
@@ -235,15 +235,13 @@ class BatchAugment:
     num_ops: int = 2
     magnitude: int = 9
     erasing: float = 0.0
-    interpolation: str = "nearest"
+    interpolation: str = "nearest"  # grid_sample's mode for geometric ops; bicubic overshoot is clamped
 
     def __post_init__(self):
         if self.kind not in ("none", *SPACES):
             raise UsageError(f"data.auto_augment={self.kind!r}: choose none, randaugment or trivialaugment")
         if not 0 <= self.magnitude < NUM_BINS:
             raise UsageError(f"data.ra_magnitude must be in [0, {NUM_BINS - 1}], got {self.magnitude}")
-        # grid_sample has no antialias; bicubic overshoots and is clamped like PIL's
-        self.interpolation = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic"}[self.interpolation]
 
     @property
     def active(self) -> bool:
