@@ -1,16 +1,24 @@
-"""vitkit's recipe against a plain timm loop, same machine, same wall-clock budget, one after the other.
+"""vitkit's recipe against a plain timm loop, same machine, same session, seed by seed.
 
-    python benchmarks/bench_vs_timm.py --data /tmp/c10 --recipe recipes/cifar10_speedrun_cpu.yaml \
-        --timm-epochs 5 --out runs/vs_timm
-    # prints both accuracy-vs-minutes curves side by side, the ratio, and the CPU's flags;
-    # writes runs/vs_timm/curves.png (vitkit viz curves --x minutes) and summary.json
+    python benchmarks/bench_vs_timm.py --data /tmp/c10 --out runs/vs_timm --seeds 3
+    # per seed: the timm loop (benchmarks/timm_loop.py, 5 epochs), then the recipe
+    # (recipes/cifar10_speedrun_cpu.yaml, 31-minute budget), each owning the cores: ~1 h a seed
+    # on 2 AVX2 cores. Prints both accuracy-vs-minutes curves, each runner's final top-1 as
+    # mean ± std with its 95% t interval, the accuracy ratio per seed and over seeds, and the
+    # CPU's flags; writes OUT/summary.json and OUT/curves.png (vitkit viz curves --x minutes).
 
-Each run's clock starts when its process starts (decoding and evaluation included) and is
-read from its metrics.jsonl. Nothing else may run on the machine meanwhile: both runs own the
-cores, and shared cores made earlier timings unusable.
+Runs live in OUT/seed<k>/{timm_loop,vitkit}. A finished run is kept and not rerun, so a killed
+benchmark continues where it stopped (a half-finished run is started again from scratch: its
+timing would be unusable). Each run's clock starts when the benchmark launches its process
+(OUT/seed<k>/<runner>/launch.json; decoding and evaluation included). Nothing else may run on
+the machine meanwhile: both runs own the cores, and shared cores made earlier timings unusable.
+`--reuse-timm DIR` / `--reuse-vitkit DIR` use a finished run as seed 0's instead of running it.
 """
+from __future__ import annotations
+
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -18,19 +26,42 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
+from studies.stats import describe, fmt  # noqa: E402
 from vitkit.hardware import describe_cpu  # noqa: E402
 
-
-def _start(run: Path) -> float:
-    """When a finished run's process started (its first "start" record)."""
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return next(r["time"] for r in rows if r.get("kind") == "start")
+RUNNERS = ("timm loop", "vitkit")
 
 
-def curve(run: Path, t_launch: float) -> list[tuple[float, float]]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return [((r["time"] - t_launch) / 60, r["top1"]) for r in rows if r.get("kind") == "epoch" and r.get("top1") is not None]
+def records(run: Path) -> list[dict]:
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def launched(run: Path) -> float:
+    """When the run's process was launched: launch.json when this benchmark started it, else the
+    run's own "start" record (a reused run; that one leaves out the interpreter's start-up)."""
+    stamp = run / "launch.json"
+    if stamp.exists():
+        return json.loads(stamp.read_text())["time"]
+    return next(r["time"] for r in records(run) if r.get("kind") == "start")
+
+
+def finished(run: Path, runner: str, timm_epochs: int) -> bool:
+    rows = records(run)
+    if runner == "vitkit":
+        return any(r.get("kind") == "end" and r.get("status") == "finished" for r in rows)
+    return sum(r.get("kind") == "epoch" for r in rows) >= timm_epochs
+
+
+def curve(run: Path) -> list[tuple[float, float]]:
+    """(minutes since launch, test top-1) after every evaluated epoch."""
+    t0 = launched(run)
+    return [((r["time"] - t0) / 60, r["top1"]) for r in records(run)
+            if r.get("kind") == "epoch" and r.get("top1") is not None]
 
 
 def at(c: list[tuple[float, float]], minutes: float) -> float | None:
@@ -39,60 +70,87 @@ def at(c: list[tuple[float, float]], minutes: float) -> float | None:
     return max(seen) if seen else None
 
 
-def main():
+def command(runner: str, run: Path, seed: int, a) -> list[str]:
+    if runner == "timm loop":
+        return [sys.executable, str(ROOT / "benchmarks" / "timm_loop.py"), "--data", a.data,
+                "--epochs", str(a.timm_epochs), "--seed", str(seed), "--out", str(run)]
+    return [sys.executable, "-m", "vitkit", "train", "--config", a.recipe, "--data", a.data, "--out", str(run),
+            "--no-progress", "--set", f"run.seed={seed}"] + [x for s in a.set for x in ("--set", s)]
+
+
+def run_dir(out: Path, seed: int, runner: str, a) -> Path:
+    reuse = {"timm loop": a.reuse_timm, "vitkit": a.reuse_vitkit}[runner]
+    if seed == 0 and reuse:
+        return Path(reuse)
+    return out / f"seed{seed}" / ("timm_loop" if runner == "timm loop" else "vitkit")
+
+
+def ensure(runner: str, run: Path, seed: int, a) -> None:
+    """Run it unless a finished run is already there."""
+    if finished(run, runner, a.timm_epochs):
+        print(f"seed {seed} {runner}: finished run in {run}, kept", flush=True)
+        return
+    if run.exists():
+        shutil.rmtree(run)  # a half-finished run: its clock is broken, start it again
+    run.mkdir(parents=True)
+    (run / "launch.json").write_text(json.dumps({"time": time.time()}))
+    print(f"seed {seed} {runner}: {' '.join(command(runner, run, seed, a))}", flush=True)
+    subprocess.run(command(runner, run, seed, a), check=True)
+
+
+def report(curves: dict[int, dict[str, list]]) -> dict:
+    """Print the curves, the finals and the ratios; return them for summary.json."""
+    for seed, by in curves.items():
+        for name, c in by.items():
+            print(f"seed {seed} {name:>9}: " + "  ".join(f"{m:5.1f} min {acc:5.2f}%" for m, acc in c))
+    print(f"\n{'minutes':>8} | " + " | ".join(f"{n} (mean of {len(curves)})" for n in RUNNERS))
+    for m in (8, 16, 24, 32):
+        cells = [[at(by[n], m) for by in curves.values()] for n in RUNNERS]
+        print(f"{m:8d} | " + " | ".join(f"{sum(c) / len(c):21.2f}%" if None not in c else f"{'-':>22}"
+                                        for c in cells))
+    final = {n: {s: by[n][-1] for s, by in curves.items()} for n in RUNNERS}
+    stats = {n: describe([acc for _, acc in final[n].values()]) for n in RUNNERS}
+    minutes = {n: describe([m for m, _ in final[n].values()]) for n in RUNNERS}
+    ratios = {s: final["vitkit"][s][1] / final["timm loop"][s][1] for s in curves}
+    ratio = describe(list(ratios.values()))
+    print()
+    for n in RUNNERS:
+        print(f"final top-1 {n:>9}: {fmt(stats[n])} in {fmt(minutes[n], 1)} min")
+    print("accuracy ratio per seed: " + ", ".join(f"seed {s} {r:.3f}" for s, r in ratios.items()))
+    print(f"accuracy ratio vitkit / timm loop: {fmt(ratio, 3)}")
+    return {"final": {n: {str(s): v for s, v in f.items()} for n, f in final.items()}, "top1": stats,
+            "minutes": minutes, "ratio_per_seed": {str(s): r for s, r in ratios.items()}, "ratio": ratio}
+
+
+def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
     ap.add_argument("--recipe", default=str(ROOT / "recipes" / "cifar10_speedrun_cpu.yaml"))
     ap.add_argument("--timm-epochs", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=1, help="seed pairs 0..N-1, timm loop then vitkit for each")
     ap.add_argument("--out", default="runs/vs_timm")
-    ap.add_argument("--reuse-timm", help="a finished timm_loop.py run directory to use instead of running it")
-    ap.add_argument("--reuse-vitkit", help="a finished vitkit run directory to use instead of running it")
+    ap.add_argument("--reuse-timm", help="a finished timm_loop.py run directory to use as seed 0's")
+    ap.add_argument("--reuse-vitkit", help="a finished vitkit run directory to use as seed 0's")
     ap.add_argument("--set", action="append", default=[], help="passed to vitkit train")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"CPU: {describe_cpu()}", flush=True)
-    runs = {}
-    if a.reuse_timm:
-        timm_run = Path(a.reuse_timm)
-        runs["timm loop"] = (timm_run, _start(timm_run))
-    else:
-        timm_run = out / "timm_loop"
-        t = time.time()
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "timm_loop.py"), "--data", a.data,
-                        "--epochs", str(a.timm_epochs), "--out", str(timm_run)], check=True)
-        runs["timm loop"] = (timm_run, t)
-    if a.reuse_vitkit:
-        vk_run = Path(a.reuse_vitkit)
-        runs["vitkit"] = (vk_run, _start(vk_run))
-    else:
-        vk_run = out / "vitkit"
-        t = time.time()
-        cmd = [sys.executable, "-m", "vitkit", "train", "--config", a.recipe, "--data", a.data, "--out", str(vk_run),
-               "--no-progress"] + [x for s in a.set for x in ("--set", s)]
-        subprocess.run(cmd, check=True)
-        runs["vitkit"] = (vk_run, t)
-
-    curves = {name: curve(run, t0) for name, (run, t0) in runs.items()}
+    dirs = {s: {n: run_dir(out, s, n, a) for n in RUNNERS} for s in range(a.seeds)}
+    for s, by in dirs.items():
+        for n, run in by.items():
+            ensure(n, run, s, a)
+    curves = {s: {n: curve(run) for n, run in by.items()} for s, by in dirs.items()}
     print(f"\nCPU: {describe_cpu()}")
-    for name, c in curves.items():
-        print(f"{name:>10}: " + "  ".join(f"{m:5.1f} min {acc:5.2f}%" for m, acc in c))
-    end = {name: c[-1] for name, c in curves.items()}
-    budget = max(m for m, _ in end.values())
-    print(f"\n{'minutes':>8} | {'timm loop':>10} | {'vitkit':>8}")
-    for m in sorted({round(m) for c in curves.values() for m, _ in c} | {8, 16, 24, 32}):
-        if m > budget + 1:
-            continue
-        cells = [at(curves[n], m) for n in ("timm loop", "vitkit")]
-        print(f"{m:8d} | " + " | ".join(f"{c:9.2f}%" if c is not None else f"{'-':>10}" for c in cells))
-    tl, vk = end["timm loop"], end["vitkit"]
-    print(f"\nfinal: timm loop {tl[1]:.2f}% in {tl[0]:.1f} min; vitkit {vk[1]:.2f}% in {vk[0]:.1f} min; "
-          f"accuracy ratio {vk[1] / tl[1]:.3f}, time ratio {vk[0] / tl[0]:.3f}")
-    summary = {"cpu": describe_cpu(), "curves": curves, "recipe": a.recipe, "timm_epochs": a.timm_epochs,
-               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    result = report(curves)
+    summary = {"cpu": describe_cpu(), "recipe": a.recipe, "timm_epochs": a.timm_epochs, "set": a.set,
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "runs": {str(s): {n: str(run) for n, run in by.items()} for s, by in dirs.items()},
+               "curves": {str(s): by for s, by in curves.items()}, **result}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    subprocess.run([sys.executable, "-m", "vitkit", "viz", "curves", "--x", "minutes", str(timm_run), str(vk_run),
-                    "--out", str(out / "curves.png")], check=False)
+    subprocess.run([sys.executable, "-m", "vitkit", "viz", "curves", "--x", "minutes",
+                    *[str(run) for by in dirs.values() for run in by.values()], "--out", str(out / "curves.png")],
+                   check=False)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from vitkit.data.options import DataOptions
 from vitkit.training.config import load_train_config
 from vitkit.training.loop import train
 from vitkit.training.optim import lr_at
-from vitkit.training.progressive import check_progressive, size_at
+from vitkit.training.progressive import check_progressive, patch_dropout_at, size_at
 from vitkit.data.cache import pad_crop_flip, use_tensor_path
 
 from test_train import TINY, cli, kill_resume_and_compare, read_metrics
@@ -140,6 +140,57 @@ def test_patch_dropout_bad_values():
         vitkit.create_model("vit_tiny_relpos_patch4_32", patch_dropout=0.25)
 
 
+def test_patch_dropout_can_be_lowered_without_touching_the_saved_config():
+    model = vitkit.create_model("vit_tiny_patch4_32", num_classes=10, depth=2, patch_dropout=0.5).train()
+    x = torch.randn(2, 3, 32, 32)
+    assert model.embed(x)[0].shape[1] == 1 + 32
+    model.set_patch_dropout(0.0)
+    assert model.embed(x)[0].shape[1] == 1 + 64  # every token, in training mode too
+    assert model.cfg.patch_dropout == 0.5  # what a checkpoint saves
+    assert [patch_dropout_at(0.5, 0.75, p) for p in (0.0, 0.74, 0.75, 1.0)] == [0.5, 0.5, 0.0, 0.0]
+
+
+def test_patch_dropout_end_stops_it_for_the_last_steps(cifar_small, tmp_path, monkeypatch):
+    from vitkit.models.vit import VisionTransformer
+
+    rates, tokens = [], []
+    original = VisionTransformer.set_patch_dropout
+
+    def record(self, rate):
+        rates.append(rate)
+        original(self, rate)
+
+    monkeypatch.setattr(VisionTransformer, "set_patch_dropout", record)
+    real_embed = VisionTransformer.embed
+
+    def embed(self, x):
+        out = real_embed(self, x)
+        if self.training:
+            tokens.append(out[0].shape[1])
+        return out
+
+    monkeypatch.setattr(VisionTransformer, "embed", embed)
+    cfg = load_train_config(None, TINY + [f"data.path={cifar_small}", f"run.out={tmp_path / 'r'}", "optim.epochs=2",
+                                          "model.patch_dropout=0.5", "model.patch_dropout_end=0.5"])
+    train(cfg)
+    total = len(rates)
+    steps = [r for r in read_metrics(tmp_path / "r") if r["kind"] == "step"]
+    assert total == len(steps) >= 4
+    # progress = step / total: PatchDropout while step < total / 2, every token after
+    first = -(-total // 2)
+    assert rates == [0.5] * first + [0.0] * (total - first)
+    assert tokens == [1 + 32] * first + [1 + 64] * (total - first)  # [class] + half or all of 64 patches
+    assert vitkit.load_model(str(tmp_path / "r" / "last.pt")).cfg.patch_dropout == 0.5  # saved as configured
+
+
+def test_patch_dropout_end_refuses_a_cnn(cifar_small, tmp_path):
+    r = cli("train", "--data", cifar_small, "--out", tmp_path / "r",
+            *[a for s in TINY + ["model.name=resnet18_cifar", "model.overrides={}", "model.patch_dropout_end=0.5"]
+              for a in ("--set", s)])
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "has no PatchDropout" in r.stderr, r.stderr
+    assert not (tmp_path / "r" / "last.pt").exists()
+
+
 # ---- progressive resizing, schedule ----
 def test_progressive_sizes_and_errors():
     assert [size_at([24, 32], 0.5, p, 32) for p in (0.0, 0.49, 0.5, 0.9)] == [24, 24, 32, 32]
@@ -221,6 +272,7 @@ def test_explicit_and_sdpa_attention_train_alike():
 @pytest.mark.parametrize("sets, message", [
     (["model.patch_dropout=1.0"], "patch_dropout must be in [0, 1)"),
     (["model.patch_dropout=-0.2"], "patch_dropout must be in [0, 1)"),
+    (["model.patch_dropout_end=0"], "model.patch_dropout_end must be in (0, 1], got 0"),
     (["data.progressive=[30, 32]"], "size 30 is not a positive multiple of the patch size 4"),
     (["data.progressive=[24, 28]"], "must end at the training size 32"),
     (["data.cache=memory", "data.cache_max_gb=0.000001"], "over the"),

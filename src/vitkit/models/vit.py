@@ -39,6 +39,7 @@ class VisionTransformer(nn.Module):
         D = cfg.embed_dim
         self.num_prefix_tokens = cfg.num_prefix_tokens
         self.grad_checkpointing = False
+        self.patch_dropout = cfg.patch_dropout  # training only; set_patch_dropout may lower it late in a run
         self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_chans, D, cfg.stem_channels)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D)) if cfg.class_token else None
         self.dist_token = nn.Parameter(torch.zeros(1, 1, D)) if cfg.distilled else None
@@ -103,6 +104,11 @@ class VisionTransformer(nn.Module):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
 
+    def set_patch_dropout(self, rate: float) -> None:
+        """The PatchDropout rate of the next training steps (the trainer lowers it late in a run);
+        `cfg.patch_dropout`, the rate saved with the model, is left as it is."""
+        self.patch_dropout = rate
+
     def set_attention_impl(self, fused: bool) -> None:
         """Choose SDPA (fused=True) or the explicit softmax(QKᵀ/√d)V path for every block."""
         for blk in self.blocks:
@@ -155,7 +161,7 @@ class VisionTransformer(nn.Module):
         if pos is not None:
             x = x + pos
         x = self.pos_drop(x)
-        if self.training and self.cfg.patch_dropout > 0:
+        if self.training and self.patch_dropout > 0:
             x = self.drop_patches(x)
         return x, grid
 
@@ -168,7 +174,7 @@ class VisionTransformer(nn.Module):
         """
         P = self.num_prefix_tokens
         B, n = x.shape[0], x.shape[1] - P
-        keep = max(1, int(round(n * (1.0 - self.cfg.patch_dropout))))
+        keep = max(1, int(round(n * (1.0 - self.patch_dropout))))
         idx = torch.rand(B, n, device=x.device).argsort(dim=1)[:, :keep] + P  # (B, K)
         patches = x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))  # (B, K, D)
         return torch.cat([x[:, :P], patches], dim=1)

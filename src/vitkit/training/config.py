@@ -28,6 +28,9 @@ class ModelOptions:
     img_size: int | None = None  # None: the model's native size
     drop_path_rate: float = 0.1
     patch_dropout: float = 0.0  # training only: fraction of patch tokens dropped per image (PatchDropout)
+    # PatchDropout stops at this fraction of the run (steps or budget, as progressive resizing):
+    # the last steps then train on every token, as the test-time model sees them. 1.0: never.
+    patch_dropout_end: float = 1.0
     overrides: dict = field(default_factory=dict)  # any other ViTConfig field
     grad_checkpointing: bool = False
 
@@ -165,6 +168,7 @@ def _apply_sets(cfg: TrainConfig, sets: list[str]) -> None:
 # NaN fails every interval. Options absent here are free (e.g. the seed) or checked where used.
 RANGES: dict[str, str] = {
     "model.img_size": "[1, inf)", "model.drop_path_rate": "[0, 1)", "model.patch_dropout": "[0, 1)",
+    "model.patch_dropout_end": "(0, 1]",
     "data.pad": "[0, inf)", "data.hflip": "[0, 1]", "data.ra_num_ops": "[0, inf)", "data.ra_magnitude": "[0, 30]",
     "data.random_erasing": "[0, 1]", "data.mixup": "[0, inf)", "data.cutmix": "[0, inf)",
     "data.label_smoothing": "[0, 1)", "data.crop_pct": "(0, 1]", "data.workers": "[0, inf)",

@@ -19,12 +19,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..errors import TrainingDiverged
+from ..checkpoint.native import unwrap
 from ..hardware import autocast
 from ..parallel import distributed as dist_utils
 from ..parallel.fsdp import grad_sync
 from .checkpointing import write_checkpoint
 from .optim import lr_at, set_lr
-from .progressive import size_at
+from .progressive import patch_dropout_at, size_at
 from .rng import seed_everything, step_seed
 from .run import Run
 
@@ -57,8 +58,11 @@ def _begin_step(run: Run, st: EpochStats) -> None:
     st.lr = lr_at(run.step, run.total_steps, run.warmup_steps, o.lr, o.min_lr, o.schedule,
                   budget_used=run.clock.fraction())
     set_lr(run.optimizer, st.lr)
-    st.size = size_at(cfg.data.progressive, cfg.data.progressive_end, run.clock.progress(run.step, run.total_steps),
-                      run.size)
+    progress = run.clock.progress(run.step, run.total_steps)
+    st.size = size_at(cfg.data.progressive, cfg.data.progressive_end, progress, run.size)
+    if cfg.model.patch_dropout_end < 1.0:
+        unwrap(run.model).set_patch_dropout(patch_dropout_at(cfg.model.patch_dropout, cfg.model.patch_dropout_end,
+                                                             progress))
 
 
 def _accumulate(run: Run, st: EpochStats, x, y, micro: int, step_loss: torch.Tensor) -> None:

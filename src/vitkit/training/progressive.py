@@ -1,10 +1,13 @@
-"""Progressive resizing: train early epochs at a lower resolution (fewer tokens, cheaper steps).
+"""Progressive training: early steps at a lower resolution and with PatchDropout (fewer tokens,
+cheaper steps), the last ones as the test-time model runs.
 
     data: {progressive: [24, 32], progressive_end: 0.5}   # 24 px for the first half, then 32 px
 
 A ViT takes any size that the patch divides: the position table is resampled to the smaller grid
 (as at test time), so the weights learnt at 24 px carry over to 32 px. At 24 px / patch 4 a
 ViT-Ti step handles 36 instead of 64 patch tokens and ran ~2x faster on the 2-core CPU.
+
+    model: {patch_dropout: 0.5, patch_dropout_end: 0.85}  # every token for the last 15%
 """
 from __future__ import annotations
 
@@ -34,3 +37,8 @@ def size_at(sizes: list[int] | None, end: float, progress: float, final_size: in
     if not sizes or len(sizes) == 1 or progress >= end:
         return final_size
     return sizes[min(len(sizes) - 2, int(progress / end * (len(sizes) - 1)))]
+
+
+def patch_dropout_at(rate: float, end: float, progress: float) -> float:
+    """The PatchDropout rate at `progress` ∈ [0, 1] of the run: `rate` before `end`, then 0."""
+    return rate if progress < end else 0.0

@@ -86,6 +86,8 @@ def prepare_model(cfg: TrainConfig, d: dist_utils.Dist, resume: dict | None, ini
             print(f"vitkit train: weights from {cfg.model.init}, "
                   f"{'new zero-init head' if new_head else 'head kept (same classes)'}", flush=True)
     model.to(d.device)
+    if cfg.model.patch_dropout_end < 1.0 and not hasattr(model, "set_patch_dropout"):
+        raise UsageError(f"model.patch_dropout_end: {cfg.model.name} has no PatchDropout to stop (a ViT has)")
     if hasattr(model, "set_attention_impl"):
         model.set_attention_impl(fused)
     if cfg.model.grad_checkpointing and hasattr(model, "set_grad_checkpointing"):

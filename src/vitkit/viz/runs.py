@@ -29,6 +29,15 @@ def _xs(rows: list[dict], picked: list[dict], x: str) -> list[float]:
     return [(r["time"] - starts[0]) / 60 for r in picked]
 
 
+def run_labels(runs: list[Path]) -> list[str]:
+    """Each run's folder name, or parent/name where names repeat (seed0/vitkit, seed1/vitkit)."""
+    paths = [Path(r).resolve() for r in runs]
+    names = [p.name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{p.parent.name}/{p.name}" for p in paths]
+
+
 def plot_runs(runs: list[Path], out: Path, x: str = "minutes", metric: str = "top1") -> Path:
     """One metric of every run on one axis, labelled by run name; returns the PNG path."""
     if x not in AXES:
@@ -37,13 +46,13 @@ def plot_runs(runs: list[Path], out: Path, x: str = "minutes", metric: str = "to
         raise UsageError(f"--metric {metric}: choose one of {', '.join(METRICS)}")
     kind, key, ylabel = METRICS[metric]
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for run in runs:
+    for run, label in zip(runs, run_labels(runs)):
         rows = read_metrics(run)
         picked = [r for r in rows if r.get("kind") == kind and r.get(key) is not None]
         if not picked:
             raise UsageError(f"{run}: no {metric} values in metrics.jsonl")
         ax.plot(_xs(rows, picked, x), [r[key] for r in picked], "o-" if kind == "epoch" else "-",
-                label=Path(run).resolve().name, markersize=3)
+                label=label, markersize=3)
     ax.set_xlabel({"minutes": "wall-clock minutes since start", "steps": "optimizer step", "epochs": "epoch"}[x])
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -1,0 +1,83 @@
+"""benchmarks/bench_vs_timm.py over seeds: finished runs are kept, half-finished ones are started
+again, and the summary's means, spreads and ratios are those of the runs' final evaluations."""
+import importlib.util
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+from vitkit.viz.runs import run_labels
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench_vs_timm", ROOT / "benchmarks" / "bench_vs_timm.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def write_run(run: Path, accs: list[float], finished: bool, launch: float = 1000.0) -> None:
+    """A run folder as timm_loop.py or vitkit train leaves it: one epoch record every 6 minutes."""
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "launch.json").write_text(json.dumps({"time": launch}))
+    rows = [{"kind": "start", "time": launch + 5}] + [
+        {"kind": "epoch", "epoch": i + 1, "top1": a, "time": launch + 360 * (i + 1)} for i, a in enumerate(accs)]
+    if finished:
+        rows.append({"kind": "end", "status": "finished", "time": rows[-1]["time"]})
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+FINALS = {0: (60.0, 75.0), 1: (61.0, 74.0), 2: (59.5, 76.5)}  # seed: (timm loop, vitkit)
+
+
+def test_summary_over_seeds_from_finished_runs(bench, tmp_path, monkeypatch):
+    for s, (tl, vk) in FINALS.items():
+        write_run(tmp_path / f"seed{s}" / "timm_loop", [40.0, 50.0, 55.0, 58.0, tl], finished=False)
+        write_run(tmp_path / f"seed{s}" / "vitkit", [57.0, 72.0, vk], finished=True)
+    launched = []
+    monkeypatch.setattr(bench.subprocess, "run", lambda cmd, **kw: launched.append(cmd))
+    monkeypatch.setattr(sys, "argv", ["bench_vs_timm.py", "--data", "unused", "--out", str(tmp_path), "--seeds", "3"])
+    bench.main()
+    # Every run was finished, so only the figure was drawn (one `vitkit viz curves` call).
+    assert len(launched) == 1 and launched[0][3:5] == ["viz", "curves"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    timm, vk = [f[0] for f in FINALS.values()], [f[1] for f in FINALS.values()]
+    assert summary["top1"]["timm loop"]["mean"] == pytest.approx(statistics.fmean(timm))
+    assert summary["top1"]["vitkit"]["std"] == pytest.approx(statistics.stdev(vk))
+    ratios = [v / t for t, v in FINALS.values()]
+    assert summary["ratio_per_seed"] == {str(s): pytest.approx(r) for s, r in zip(FINALS, ratios)}
+    assert summary["ratio"]["mean"] == pytest.approx(statistics.fmean(ratios))
+    assert summary["ratio"]["lo"] < summary["ratio"]["mean"] < summary["ratio"]["hi"]
+    # Minutes run from the launch, not from the run's own start record.
+    assert summary["curves"]["0"]["vitkit"][-1] == [pytest.approx(18.0), 75.0]
+
+
+def test_half_finished_runs_start_again_with_their_seed(bench, tmp_path, monkeypatch):
+    write_run(tmp_path / "seed0" / "timm_loop", [40.0] * 5, finished=False)
+    write_run(tmp_path / "seed0" / "vitkit", [57.0], finished=False)  # killed mid-run: no "end"
+    (tmp_path / "seed0" / "vitkit" / "last.pt").write_bytes(b"partial")
+    launched = []
+
+    def fake_run(cmd, **kw):
+        launched.append(cmd)
+        if "train" in cmd:
+            out = Path(cmd[cmd.index("--out") + 1])
+            assert not (out / "last.pt").exists()  # the broken run was cleared first
+            write_run(out, [57.0, 70.0], finished=True, launch=json.loads((out / "launch.json").read_text())["time"])
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["bench_vs_timm.py", "--data", "/d", "--out", str(tmp_path), "--set", "optim.lr=1e-3"])
+    bench.main()
+    train = [c for c in launched if "train" in c]
+    assert len(train) == 1 and not any("timm_loop.py" in " ".join(c) for c in launched)
+    assert train[0][-4:] == ["--set", "run.seed=0", "--set", "optim.lr=1e-3"]
+
+
+def test_run_labels_name_the_seed_when_folder_names_repeat(tmp_path):
+    assert run_labels([tmp_path / "timm_loop", tmp_path / "vitkit"]) == ["timm_loop", "vitkit"]
+    assert run_labels([tmp_path / "seed0" / "vitkit", tmp_path / "seed1" / "vitkit"]) == ["seed0/vitkit", "seed1/vitkit"]
