@@ -133,6 +133,12 @@ def main() -> None:
     ap.add_argument("--reuse-vitkit", help="a finished vitkit run directory to use as seed 0's")
     ap.add_argument("--set", action="append", default=[], help="passed to vitkit train")
     a = ap.parse_args()
+    if a.seeds < 1:
+        ap.error(f"--seeds {a.seeds}: give 1 or more")
+    for flag, runner, reuse in (("--reuse-timm", "timm loop", a.reuse_timm), ("--reuse-vitkit", "vitkit", a.reuse_vitkit)):
+        # A reused folder is the user's: never cleared and rerun like a half-finished seed folder.
+        if reuse and not finished(Path(reuse), runner, a.timm_epochs):
+            ap.error(f"{flag} {reuse}: not a finished {runner} run (no metrics.jsonl, or it stopped early)")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"CPU: {describe_cpu()}", flush=True)

@@ -81,3 +81,16 @@ def test_half_finished_runs_start_again_with_their_seed(bench, tmp_path, monkeyp
 def test_run_labels_name_the_seed_when_folder_names_repeat(tmp_path):
     assert run_labels([tmp_path / "timm_loop", tmp_path / "vitkit"]) == ["timm_loop", "vitkit"]
     assert run_labels([tmp_path / "seed0" / "vitkit", tmp_path / "seed1" / "vitkit"]) == ["seed0/vitkit", "seed1/vitkit"]
+
+
+def test_a_reused_run_that_is_not_finished_is_refused_and_kept(bench, tmp_path, monkeypatch, capsys):
+    mine = tmp_path / "my_run"
+    write_run(mine, [57.0], finished=False)
+    monkeypatch.setattr(bench.subprocess, "run", lambda cmd, **kw: pytest.fail("nothing may run"))
+    monkeypatch.setattr(sys, "argv", ["bench_vs_timm.py", "--data", "/d", "--out", str(tmp_path / "o"),
+                                      "--reuse-vitkit", str(mine)])
+    with pytest.raises(SystemExit) as e:
+        bench.main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "not a finished vitkit run" in err[-1]
+    assert (mine / "metrics.jsonl").exists()  # the user's folder is untouched
