@@ -56,6 +56,27 @@ def _final_weights(run: Path) -> dict:
     return torch.load(run / "last.pt", weights_only=True)["model_state"]
 
 
+def test_evaluating_less_often_changes_no_weight_and_no_final_top1(cifar_small, tmp_path):
+    """Evaluation draws no random number and touches no weight: a run evaluated after every epoch
+    ends with the same weights and the same final top-1 as one evaluated after its last epoch only.
+    The studies' runner relies on it (it evaluates once, at the end; rows made before that stay
+    valid). PatchDropout and the batch augmentation draw random numbers here, so a stray draw in
+    evaluation would show."""
+    cfg = {"model": {"name": "vit_tiny_patch4_32", "overrides": {"depth": 2}, "patch_dropout": 0.25},
+           "data": {"train_crop": "pad_crop", "workers": 0, "cache": "memory", "label_smoothing": 0.1,
+                    "subset": 0.5, "subset_seed": 1, "auto_augment": "randaugment", "mixup": 0.2},
+           "optim": {"epochs": 3, "batch_size": 32, "warmup_epochs": 1, "schedule": "linear"},
+           "run": {"progress": False, "precision": "fp32", "seed": 1}}
+    results = {n: vitkit.train({**cfg, "run": {**cfg["run"], "eval_every": n}}, data=cifar_small, out=tmp_path / f"e{n}")
+               for n in (1, 3)}
+    evaluated = {n: [r["epoch"] for r in res.metrics if r["kind"] == "epoch" and r["top1"] is not None]
+                 for n, res in results.items()}
+    assert evaluated == {1: [1, 2, 3], 3: [3]}
+    assert results[1].top1 == results[3].top1
+    a, b = _final_weights(tmp_path / "e1"), _final_weights(tmp_path / "e3")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def kill_resume_and_compare(args: list, tmp_path: Path) -> Path:
     """Run `args` to the end; run them again, SIGKILL after the first checkpoint, --resume; assert
     both end with identical weights. Returns the killed run's directory."""
