@@ -45,6 +45,8 @@ class Arm:
     epochs: int = 1
     after: Callable | None = None  # (result, args) → extra row fields (e.g. translation sensitivity)
     seeds: int | None = None  # run for the first N seeds only (a deterministic evaluation: once is enough)
+    reuse: Callable | None = None  # (seed, args) → the row fields of the same run (same recipe, subset and
+    # seed) finished by another study, or None: such a run is not trained again, its row is copied
 
 
 @dataclass
@@ -92,6 +94,8 @@ def train_arm(study: Study, arm: Arm, seed: int, args) -> dict:
     row = {"study": study.name, "arm": arm.name, "data_fraction": arm.data_fraction, "phase": arm.phase, "seed": seed,
            "machine": machine(), "torch": torch.__version__, "commit": commit(), "smoke": bool(args.smoke),
            "threads": torch.get_num_threads(), "processes": args.shard[1]}
+    if arm.reuse is not None and (reused := arm.reuse(seed, args)) is not None:
+        return {**row, **reused}  # its machine, commit, wall time and top-1, and where it lies
     if arm.config is None:  # evaluation only
         t0 = time.time()
         row.update(arm.after(None, args))
@@ -111,7 +115,8 @@ def train_arm(study: Study, arm: Arm, seed: int, args) -> dict:
     t0 = time.time()
     result = vitkit.train(cfg, data=args.data, out=folder, max_steps=args.max_steps)
     row.update({"top1": result.top1, "wall_s": round(time.time() - t0, 1), "epochs": arm.epochs,
-                "steps": max((m["step"] for m in result.metrics if m.get("kind") == "step"), default=0)})
+                # the closing record's step: the optimizer steps taken (step records come every log_every)
+                "steps": max((m["step"] for m in result.metrics if "step" in m), default=0)})
     if arm.after is not None:
         row.update(arm.after(result, args))
     return row

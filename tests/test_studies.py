@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "studies"))
@@ -34,6 +35,11 @@ def test_study_smoke_writes_rows_summary_and_figure(cifar_small, tmp_path, name,
     assert len(rows) == arms and all(row["smoke"] and row["study"] == name for row in rows)
     for key in ("arm", "data_fraction", "phase", "seed", "top1", "wall_s", "epochs", "steps", "machine", "torch", "commit"):
         assert all(key in row for row in rows), key
+    for row in rows:  # the optimizer steps taken (the run's closing record), not the last logged step
+        folder = tmp_path / name / "runs" / f"{row['arm']}-f{row['data_fraction']:g}-{row['phase']}-s{row['seed']}"
+        steps = [r["step"] for r in map(json.loads, (folder / "metrics.jsonl").read_text().splitlines())
+                 if r["kind"] == "end"] if row["epochs"] else [0]
+        assert row["steps"] == steps[-1] and (row["steps"] >= 1 or not row["epochs"]), (row, steps)
     summary = (tmp_path / name / "summary.md").read_text()
     assert summary.count("\n| ") == arms + 2 and (tmp_path / name / "figure.png").stat().st_size > 5000
     if name == "relative_position":
@@ -67,6 +73,28 @@ def test_a_study_continues_where_it_stopped(cifar_small, tmp_path):
     assert rows[:6] == first and len(rows) == 12 and {row["seed"] for row in rows[6:]} == {1}
     assert r.stdout.count("seed 0") == 0 and not (partial / "junk").exists()  # seed 0 not trained again
     assert "(n=2, 95% [" in (out / "summary.md").read_text()
+
+
+def test_distillation_reuses_the_data_hunger_cnn_as_its_teacher(cifar_small, tmp_path):
+    """--teachers: data_hunger's finished CNN runs (same recipe, subset, seed) are the teachers; none is
+    trained again, their rows are copied, and the students distil from those folders."""
+    hunger = tmp_path / "data_hunger"
+    assert _study("data_hunger", cifar_small, hunger, 1).returncode == 0
+    (hunger / "runs" / "cnn-f0.1-train-s0" / "best.pt").unlink()  # an unfinished folder: trained here instead
+    out = tmp_path / "distillation"
+    r = subprocess.run([sys.executable, str(ROOT / "studies" / "distillation.py"), "--data", str(cifar_small), "--out",
+                        str(out), "--seeds", "1", "--smoke", "--workers", "0", "--teachers", str(hunger)],
+                       capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cnn = {row["data_fraction"]: row for row in _rows(hunger) if row["arm"] == "cnn"}
+    teachers = {row["data_fraction"]: row for row in _rows(out) if row["phase"] == "teacher"}
+    assert teachers[1.0]["reused_from"] == str(hunger / "runs" / "cnn-f1-train-s0")
+    assert {k: teachers[1.0][k] for k in ("top1", "wall_s", "commit")} == {k: cnn[1.0][k] for k in ("top1", "wall_s", "commit")}
+    assert "reused_from" not in teachers[0.1] and (out / "runs" / "cnn_teacher-f0.1-teacher-s0" / "best.pt").exists()
+    assert not (out / "runs" / "cnn_teacher-f1-teacher-s0").exists()
+    hard = yaml.safe_load((out / "runs" / "hard-f1-train-s0" / "config.yaml").read_text())
+    assert hard["distill"]["teacher"] == str(hunger / "runs" / "cnn-f1-train-s0")
+    assert len([row for row in _rows(out) if row["phase"] == "train"]) == 6
 
 
 def test_statistics_by_hand():
