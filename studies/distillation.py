@@ -90,5 +90,8 @@ STUDY = Study("distillation", "A distillation token trained on a CNN teacher's a
               extra_columns=["top1_cls_head", "top1_dist_head", "top1_both"], seed_shards=True)
 
 if __name__ == "__main__":
-    run_study(STUDY, parse(STUDY, extra=lambda ap: ap.add_argument(
-        "--teachers", type=Path, help="a data_hunger study folder whose finished CNN runs are reused as the teachers")))
+    args = parse(STUDY, extra=lambda ap: ap.add_argument(
+        "--teachers", type=Path, help="a data_hunger study folder whose finished CNN runs are reused as the teachers"))
+    if args.teachers is not None and not (args.teachers / "runs.jsonl").is_file():  # a typo would train them all
+        sys.exit(f"distillation.py: --teachers {args.teachers}: no runs.jsonl there (give a data_hunger study's --out)")
+    run_study(STUDY, args)

@@ -5,9 +5,9 @@ A study resumes where it stopped: a run whose row is in runs.jsonl is skipped, a
 half-way is trained again from the start (its folder is cleared). Rows record the machine (CPU
 flags or GPU name), torch version and commit, so rows from several machines can be told apart.
 Runs are pinned to fp32 (run.precision) and sized in epochs, so rows from different machines
-compare; each is evaluated once, after its last epoch. Either one run at a time owning the machine's cores, or `--shard I/N` with N processes
-pinned one per core (OMP_NUM_THREADS=1, `taskset -c I`): process I takes every N-th run; each
-row records the threads it had and N. A file OUT/STOP makes every process finish its current run
+compare; each is evaluated once, after its last epoch. Either one run at a time owning the
+machine's cores, or `--shard I/N` with N processes pinned one per core (OMP_NUM_THREADS=1,
+`taskset -c I`): process I takes every N-th run; each row records the threads it had and N. A file OUT/STOP makes every process finish its current run
 and stop (remove it to go on later):
 
     for i in 0 1; do OMP_NUM_THREADS=1 taskset -c $i python studies/X.py ... --shard $i/2 --workers 0 & done
@@ -109,9 +109,10 @@ def train_arm(study: Study, arm: Arm, seed: int, args) -> dict:
     # accuracy. Evaluation draws no random number, so rows made while every epoch was evaluated
     # are unchanged (tests/test_train.py::test_evaluating_less_often_changes_no_weight_and_no_final_top1);
     # at 10% data the nine skipped evaluations were ~40% of a run's time.
-    cfg = merge(CIFAR, {"run": {"eval_every": arm.epochs}}, config, {"data": {"subset": arm.data_fraction if arm.data_fraction < 1 else None,
-                                         "subset_seed": seed, "workers": args.workers},
-                                    "run": {"seed": seed}, "optim": {"epochs": arm.epochs}})
+    cfg = merge(CIFAR, {"run": {"eval_every": arm.epochs}}, config,
+                {"data": {"subset": arm.data_fraction if arm.data_fraction < 1 else None, "subset_seed": seed,
+                          "workers": args.workers},
+                 "run": {"seed": seed}, "optim": {"epochs": arm.epochs}})
     t0 = time.time()
     result = vitkit.train(cfg, data=args.data, out=folder, max_steps=args.max_steps)
     row.update({"top1": result.top1, "wall_s": round(time.time() - t0, 1), "epochs": arm.epochs,
