@@ -7,15 +7,21 @@ flags or GPU name), torch version and commit, so rows from several machines can 
 Runs are pinned to fp32 (run.precision) and sized in epochs, so rows from different machines
 compare; each is evaluated once, after its last epoch. Either one run at a time owning the
 machine's cores, or `--shard I/N` with N processes pinned one per core (OMP_NUM_THREADS=1,
-`taskset -c I`): process I takes every N-th run; each row records the threads it had and N. A file OUT/STOP makes every process finish its current run
-and stop (remove it to go on later):
+`taskset -c I`); each row records the threads it had and N. The processes share one queue: each
+takes the next run that no other process holds (an flock on OUT/runs/<run>.lock, released by the
+kernel when a process dies, so a killed study leaves no stale claim) and whose seed's earlier
+phases are finished (a student waits for its teacher, a fine-tune for its pre-training). A static
+split would leave a core idle: 3 seeds on 2 processes, split by seed, is 2:1. A file OUT/STOP
+makes every process finish its current run and stop (remove it to go on later):
 
     for i in 0 1; do OMP_NUM_THREADS=1 taskset -c $i python studies/X.py ... --shard $i/2 --workers 0 & done
 """
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -57,7 +63,6 @@ class Study:
     arms: Callable[[argparse.Namespace], list[Arm]]
     figure: Callable | None = None
     extra_columns: list[str] = field(default_factory=list)
-    seed_shards: bool = False  # --shard splits by seed (arms of one seed depend on each other's runs)
 
 
 def merge(*dicts: dict) -> dict:
@@ -123,15 +128,49 @@ def train_arm(study: Study, arm: Arm, seed: int, args) -> dict:
     return row
 
 
+POLL_S = 15.0  # how often a process with nothing ready looks again (a run takes minutes)
+
+
 def jobs(study: Study, args) -> list[tuple[int, Arm]]:
-    """(seed, arm) in the order they run: all arms of seed 0, then seed 1, ...; with --shard I/N
-    this process's share. An arm whose runs need another arm's (a teacher, a pre-training) lists
-    that one first, and seeds go to shards whole when N divides nothing finer (`Arm.after` and
-    callable configs read the earlier run's folder)."""
-    index, count = args.shard
-    out = [(seed, arm) for seed in range(args.seeds) for arm in study.arms(args) if arm.seeds is None or seed < arm.seeds]
-    return [(seed, arm) for seed, arm in out if seed % count == index] if study.seed_shards else \
-        [job for i, job in enumerate(out) if i % count == index]
+    """Every (seed, arm) of the study in the order they are taken: all arms of seed 0, then seed 1, ...
+    An arm whose runs need another arm's (a teacher, a pre-training) lists it first, in an earlier phase."""
+    return [(seed, arm) for seed in range(args.seeds) for arm in study.arms(args) if arm.seeds is None or seed < arm.seeds]
+
+
+def job_key(seed: int, arm: Arm) -> tuple:
+    return (arm.name, float(arm.data_fraction), arm.phase, seed)
+
+
+def ready(job: tuple[int, Arm], pending: list[tuple[int, Arm]]) -> bool:
+    """No earlier unfinished run of the same seed in another phase: what a run may read (a teacher's or a
+    pre-training's folder, through `Arm.config` or `Arm.after`) is finished. Conservative: a phase
+    waits for every earlier phase of its seed, needed or not."""
+    seed, arm = job
+    for other_seed, other in pending:
+        if other is arm and other_seed == seed:
+            return True
+        if other_seed == seed and other.phase != arm.phase:
+            return False
+    return True
+
+
+def claim(out: Path, seed: int, arm: Arm) -> int | None:
+    """An open descriptor holding an exclusive flock on the run's lock file, or None when another
+    live process holds it. The kernel drops the lock when the holder exits, killed or not."""
+    path = Path(f"{run_dir(out, arm, seed)}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def release(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
 
 
 def test_tensors(data: str, model, every: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,18 +186,38 @@ def test_tensors(data: str, model, every: int = 1) -> tuple[torch.Tensor, torch.
 def run_study(study: Study, args) -> list[dict]:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "runs.jsonl"
-    done = {key(r) for r in read_rows(path)}
-    for seed, arm in jobs(study, args):
-        if (arm.name, float(arm.data_fraction), arm.phase, seed) in done:
-            continue
+    order = jobs(study, args)
+    while True:
         if (args.out / "STOP").exists():
             print(f"[{study.name}] {args.out / 'STOP'} exists: stopping before the next run", flush=True)
             break
-        row = train_arm(study, arm, seed, args)
-        with path.open("a") as f:  # a row as soon as its run ends: a killed study loses one run
-            f.write(json.dumps(row) + "\n")  # one short write in append mode: shards do not interleave
+        done = {key(r) for r in read_rows(path)}
+        pending = [job for job in order if job_key(*job) not in done]
+        taken, unclaimed = None, False
+        for seed, arm in pending:
+            fd = claim(args.out, seed, arm)
+            if fd is None:
+                continue  # another process trains it
+            unclaimed = True
+            # read again under the lock: a process that just finished this run wrote its row, then unlocked
+            if ready((seed, arm), pending) and job_key(seed, arm) not in {key(r) for r in read_rows(path)}:
+                taken = (seed, arm, fd)
+                break
+            release(fd)
+        if taken is None:
+            if not unclaimed:
+                break  # nothing left that no other process holds
+            time.sleep(0.2 if args.smoke else POLL_S)  # what is left waits for runs other processes hold
+            continue
+        seed, arm, fd = taken
+        try:
+            row = train_arm(study, arm, seed, args)
+            with path.open("a") as f:  # a row as soon as its run ends: a killed study loses one run
+                f.write(json.dumps(row) + "\n")  # one short write in append mode: processes do not interleave
+        finally:
+            release(fd)
         print(f"[{study.name}] {arm.name} f={arm.data_fraction:g} seed {seed}: top-1 {row['top1']:.2f}%", flush=True)
-    rows = read_rows(path)  # every shard's rows so far
+    rows = read_rows(path)  # every process's rows so far
     write_summary(study, rows, args.out)
     return rows
 
@@ -235,7 +294,8 @@ def parse(study: Study, extra: Callable | None = None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=2)
     if extra is not None:
         extra(ap)
-    ap.add_argument("--shard", default="0/1", help="I/N: this process runs every N-th run (N processes, one per core)")
+    ap.add_argument("--shard", default="0/1", help="I/N: this is process I of N sharing the study's queue "
+                    "(one per core; N goes into every row)")
     args = ap.parse_args()
     try:
         args.shard = tuple(int(v) for v in args.shard.split("/"))

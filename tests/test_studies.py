@@ -4,6 +4,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,21 +107,75 @@ def test_statistics_by_hand():
     assert describe([5.0])["std"] is None and describe([])["n"] == 0
 
 
-def test_shards_split_the_runs_without_overlap():
+def _queue_study(log: list):
+    """Evaluation-only arms (nothing trained): a teacher phase, then two students that need it."""
+    import threading
+
+    from runner import Arm, Study
+
+    def work(name):
+        def after(_result, _args):
+            log.append((name, threading.current_thread().name))
+            time.sleep(0.05)
+            return {"top1": 50.0}
+        return after
+
+    arms = [Arm("teacher", None, phase="teacher", after=work("teacher")), Arm("a", None, after=work("a")),
+            Arm("b", None, after=work("b"))]
+    return Study("q", "claim", "a", lambda args: arms)
+
+
+def _queue_args(out: Path, n: int):
     import argparse
 
-    from runner import Arm, Study, jobs
+    return argparse.Namespace(out=out, seeds=3, shard=(0, n), smoke=True, max_steps=2)
 
-    study = Study("s", "claim", "a", lambda args: [Arm("a", {}), Arm("b", {}), Arm("e", None, seeds=1)])
-    args = lambda i, n: argparse.Namespace(seeds=3, shard=(i, n), smoke=True)  # noqa: E731
-    names = lambda js: [(seed, arm.name) for seed, arm in js]  # noqa: E731
-    whole = names(jobs(study, args(0, 1)))
-    assert whole == [(0, "a"), (0, "b"), (0, "e"), (1, "a"), (1, "b"), (2, "a"), (2, "b")]  # "e": seed 0 only
-    halves = [names(jobs(study, args(i, 2))) for i in (0, 1)]
-    assert sorted(halves[0] + halves[1]) == sorted(whole) and not set(halves[0]) & set(halves[1])
-    study.seed_shards = True  # arms of one seed stay in one process (a teacher before its students)
-    halves = [names(jobs(study, args(i, 2))) for i in (0, 1)]
-    assert {s for s, _ in halves[0]} == {0, 2} and {s for s, _ in halves[1]} == {1}
+
+def test_processes_share_one_queue_each_run_once_students_after_their_teacher(tmp_path):
+    """Two processes (threads with their own lock descriptors: flock excludes them as it does processes)
+    on one study: every run exactly once, both take runs, and a seed's students start only after its
+    teacher's row is written. A static split by seed would give one of them 2 seeds of 3."""
+    import threading
+
+    from runner import run_study
+
+    log: list = []
+    study = _queue_study(log)
+    threads = [threading.Thread(target=run_study, args=(study, _queue_args(tmp_path, 2)), name=f"p{i}") for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    rows = _rows(tmp_path)
+    keys = [(row["arm"], row["seed"]) for row in rows]
+    assert sorted(keys) == sorted((arm, seed) for seed in range(3) for arm in ("teacher", "a", "b")) and len(set(keys)) == 9
+    assert {who for _, who in log} == {"p0", "p1"} and len(log) == 9
+    for seed in range(3):
+        assert keys.index(("teacher", seed)) < min(keys.index(("a", seed)), keys.index(("b", seed)))
+    assert all(row["processes"] == 2 for row in rows)
+
+
+def test_a_run_another_process_holds_is_left_to_it_and_a_dead_holder_leaves_no_claim(tmp_path):
+    import fcntl
+    import os
+
+    from runner import Arm, run_dir, run_study
+
+    log: list = []
+    study = _queue_study(log)
+    held = Path(f"{run_dir(tmp_path, Arm('b', None), 2)}.lock")
+    held.parent.mkdir(parents=True)
+    fd = os.open(held, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a live process trains b, seed 2
+    run_study(study, _queue_args(tmp_path, 1))
+    assert sorted((row["arm"], row["seed"]) for row in _rows(tmp_path)) == sorted(
+        (arm, seed) for seed in range(3) for arm in ("teacher", "a", "b") if (arm, seed) != ("b", 2))
+    os.close(fd)  # its holder died: the kernel dropped the lock, the file stays behind
+    dead = subprocess.run([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); "
+                           "fcntl.flock(fd, fcntl.LOCK_EX); os._exit(9)", str(held)], timeout=60)
+    assert dead.returncode == 9 and held.exists()
+    run_study(study, _queue_args(tmp_path, 1))
+    assert [(row["arm"], row["seed"]) for row in _rows(tmp_path)][-1] == ("b", 2) and len(_rows(tmp_path)) == 9
 
 
 def test_claims_tables_are_the_committed_rows():
