@@ -87,7 +87,8 @@ def arms(args) -> list[Arm]:
 
 STUDY = Study("distillation", "A distillation token trained on a CNN teacher's argmax (hard) lets a ViT do well "
               "without pre-training, better than soft distillation (DeiT).", reference="none", arms=arms, figure=bar_figure,
-              extra_columns=["top1_cls_head", "top1_dist_head", "top1_both"])
+              extra_columns=["top1_cls_head", "top1_dist_head", "top1_both"],
+              contrasts=[("hard", "soft")])
 
 if __name__ == "__main__":
     args = parse(STUDY, extra=lambda ap: ap.add_argument(

@@ -63,6 +63,8 @@ class Study:
     arms: Callable[[argparse.Namespace], list[Arm]]
     figure: Callable | None = None
     extra_columns: list[str] = field(default_factory=list)
+    contrasts: list[tuple[str, str]] = field(default_factory=list)  # (a, b): a − b paired over seeds, a
+    # second table (a claim that compares two non-reference arms: hard against soft distillation)
 
 
 def merge(*dicts: dict) -> dict:
@@ -222,12 +224,18 @@ def run_study(study: Study, args) -> list[dict]:
     return rows
 
 
-def table(study: Study, rows: list[dict]) -> list[dict]:
-    """One entry per (fraction, phase, arm): the statistics of top-1 (and the extra columns), and the
-    paired difference to the reference arm at the same fraction and phase."""
+def by_arm(rows: list[dict]) -> dict[tuple, dict[int, dict]]:
+    """(fraction, phase, arm) → {seed: row}."""
     groups: dict[tuple, dict[int, dict]] = {}
     for r in rows:
         groups.setdefault((float(r["data_fraction"]), r["phase"], r["arm"]), {})[int(r["seed"])] = r
+    return groups
+
+
+def table(study: Study, rows: list[dict]) -> list[dict]:
+    """One entry per (fraction, phase, arm): the statistics of top-1 (and the extra columns), and the
+    paired difference to the reference arm at the same fraction and phase."""
+    groups = by_arm(rows)
     out = []
     for (frac, phase, arm), by_seed in sorted(groups.items()):
         ref = groups.get((frac, phase, study.reference), {})
@@ -249,6 +257,18 @@ def markdown_table(study: Study, rows: list[dict]) -> list[str]:
         cells = [f"{e['data_fraction']:g}", e["phase"], e["arm"], fmt(e["top1"]), "–" if e["diff"] is None else fmt(e["diff"])]
         cells += [fmt(e[c]) for c in study.extra_columns]
         lines.append("| " + " | ".join(cells) + " |")
+    if study.contrasts:
+        columns = ["top1"] + study.extra_columns
+        lines += ["", "| fraction | phase | contrast |" + "".join(f" {c} |" for c in columns),
+                  "| --- | --- | --- |" + " --- |" * len(columns)]
+        groups = by_arm(rows)
+        for frac, phase in sorted({(f, p) for f, p, _ in groups}):
+            for a, b in study.contrasts:
+                left, right = groups.get((frac, phase, a)), groups.get((frac, phase, b))
+                if left and right:
+                    cells = [fmt(paired({s: r[c] for s, r in left.items() if r.get(c) is not None},
+                                        {s: r[c] for s, r in right.items() if r.get(c) is not None})) for c in columns]
+                    lines.append(f"| {frac:g} | {phase} | {a} − {b} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -42,7 +42,9 @@ def test_study_smoke_writes_rows_summary_and_figure(cifar_small, tmp_path, name,
                  if r["kind"] == "end"] if row["epochs"] else [0]
         assert row["steps"] == steps[-1] and (row["steps"] >= 1 or not row["epochs"]), (row, steps)
     summary = (tmp_path / name / "summary.md").read_text()
-    assert summary.count("\n| ") == arms + 2 and (tmp_path / name / "figure.png").stat().st_size > 5000
+    contrasts = 2 + 2 if name == "distillation" else 0  # hard − soft at 10% and 100%, under its own header
+    assert summary.count("\n| ") == arms + 2 + contrasts and (tmp_path / name / "figure.png").stat().st_size > 5000
+    assert summary.count("| hard − soft |") == (2 if name == "distillation" else 0)
     if name == "relative_position":
         assert all(0 <= row["shift_changed_pct"] <= 100 and 0 <= row["shift_top1"] <= 100 for row in rows)
     if name == "distillation":  # the student arms report each head; their mean is what the model predicts
@@ -199,3 +201,21 @@ def test_claims_tables_follow_the_rows(tmp_path):
     assert "| 1 | train | shaw | 42.50 ± 2.12 (n=2, 95% [23.44, 61.56]) | 1.50 ± 0.71 (n=2, 95% [-4.85, 7.85])" in text
     assert "4 runs from `studies/results/relative_position/runs.jsonl` (M; 2 process(es) × 1 thread(s))" in text
     assert text.count("No runs committed yet.") == 3
+
+
+def test_a_contrast_is_the_paired_difference_of_two_arms_by_hand():
+    """distillation's verdict compares hard with soft, neither of them the reference: a second table."""
+    from runner import Study, markdown_table
+
+    row = {"data_fraction": 0.1, "phase": "train"}
+    rows = [{**row, "arm": a, "seed": s, "top1": t, "head": t - 1}
+            for a, tops in (("none", (30.0, 31.0, 32.0)), ("soft", (30.0, 32.0, 34.0)), ("hard", (33.0, 34.0, 35.0)))
+            for s, t in enumerate(tops)]
+    rows.append({**row, "arm": "hard", "seed": 3, "top1": 99.0, "head": 98.0})  # no soft partner: not paired
+    lines = markdown_table(Study("d", "claim", "none", lambda a: [], extra_columns=["head"],
+                                 contrasts=[("hard", "soft")]), rows)
+    # hard − soft by seed: 3, 2, 1 → mean 2, std 1, t(0.975, 2) = 4.303
+    half = 4.303 / math.sqrt(3)
+    want = f"2.00 ± 1.00 (n=3, 95% [{2 - half:.2f}, {2 + half:.2f}])"
+    assert lines[-1] == f"| 0.1 | train | hard − soft | {want} | {want} |"
+    assert lines[-3].startswith("| fraction | phase | contrast | top1 | head |")
