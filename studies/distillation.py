@@ -81,7 +81,8 @@ def arms(args) -> list[Arm]:
                 folder = reused["reused_from"] if reused else run_dir(args.out, teacher, seed)
                 d = {**distill, **({"teacher": str(folder)} if distill["kind"] != "none" else {})}
                 return {**VIT, "model": model, "optim": {**VIT["optim"], **small.get("optim", {})}, "distill": d}
-            out.append(Arm(name, config, data_fraction=f, epochs=epochs, after=heads))
+            out.append(Arm(name, config, data_fraction=f, epochs=epochs, after=heads,
+                           needs=(teacher,) if distill["kind"] != "none" else ()))
     return out
 
 

@@ -81,7 +81,7 @@ def arms(args) -> list[Arm]:
             def config(seed, pre=pre, size=size):  # the pre-training of the same seed, a new head
                 return {**target, "model": {"init": str(run_dir(args.out, pre, seed)), "img_size": size, "head": "new",
                                             "drop_path_rate": 0.0}}
-            out.append(Arm(f"ft_src{round(100 * f)}", config, phase=phase, epochs=epochs))
+            out.append(Arm(f"ft_src{round(100 * f)}", config, phase=phase, epochs=epochs, needs=(pre,)))
     out += [Arm(f"bundled_{s}px", None, phase="interpolation", after=interpolation(s), seeds=1) for s in SIZES]
     return out
 

@@ -122,8 +122,8 @@ def _queue_study(log: list):
             return {"top1": 50.0}
         return after
 
-    arms = [Arm("teacher", None, phase="teacher", after=work("teacher")), Arm("a", None, after=work("a")),
-            Arm("b", None, after=work("b"))]
+    teacher = Arm("teacher", None, phase="teacher", after=work("teacher"))
+    arms = [teacher, Arm("a", None, after=work("a"), needs=(teacher,)), Arm("b", None, after=work("b"), needs=(teacher,))]
     return Study("q", "claim", "a", lambda args: arms)
 
 
@@ -155,6 +155,26 @@ def test_processes_share_one_queue_each_run_once_students_after_their_teacher(tm
     for seed in range(3):
         assert keys.index(("teacher", seed)) < min(keys.index(("a", seed)), keys.index(("b", seed)))
     assert all(row["processes"] == 2 for row in rows)
+
+
+def test_a_run_waits_for_what_it_needs_only():
+    """A run waits for the runs of its seed it names in `needs`, not for every earlier phase: the
+    distillation study's 100% teacher once waited 16 min for a 10% student it does not read."""
+    from runner import Arm, Study, jobs, ready
+
+    teacher_10, teacher_100 = Arm("t", None, data_fraction=0.1, phase="teacher"), Arm("t", None, phase="teacher")
+    student_10 = Arm("hard", None, data_fraction=0.1, needs=(teacher_10,))
+    plain_10 = Arm("none", None, data_fraction=0.1)
+    student_100 = Arm("hard", None, needs=(teacher_100,))
+    args = _queue_args(Path("unused"), 1)
+    pending = jobs(Study("q", "claim", "none", lambda a: [teacher_10, student_10, plain_10, teacher_100, student_100]), args)
+    assert not ready((0, student_10), pending) and ready((0, plain_10), pending)
+    assert ready((0, teacher_100), pending)  # behind a pending student of another phase, needing nothing
+    done_0 = [job for job in pending if job[0] != 0 or job[1] is not teacher_10]
+    assert ready((0, student_10), done_0) and not ready((1, student_10), done_0)
+    stray = Arm("ft", None, needs=(Arm("pretrain", None, phase="pretrain"),))  # a need the study never runs
+    with pytest.raises(ValueError, match="ft needs pretrain, which is not one of the study's arms"):
+        jobs(Study("q", "claim", "ft", lambda a: [stray]), args)
 
 
 def test_a_run_another_process_holds_is_left_to_it_and_a_dead_holder_leaves_no_claim(tmp_path):
