@@ -2,7 +2,9 @@
 finished run in OUT/runs.jsonl, and summary.md plus a figure made from those rows alone.
 
 A study resumes where it stopped: a run whose row is in runs.jsonl is skipped, a run killed
-half-way is trained again from the start (its folder is cleared). Rows record the machine (CPU
+half-way is trained again from the start (its folder is cleared), and a finished run whose weights
+a pending run reads but which stayed on another machine (runs/ is not committed) is trained again
+(`rebuilds`). Rows record the machine (CPU
 flags or GPU name), torch version and commit, so rows from several machines can be told apart.
 Runs are pinned to fp32 (run.precision) and sized in epochs, so rows from different machines
 compare; each is evaluated once, after its last epoch. Either one run at a time owning the
@@ -153,6 +155,27 @@ def job_key(seed: int, arm: Arm) -> tuple:
     return (arm.name, float(arm.data_fraction), arm.phase, seed)
 
 
+def finished(out: Path, arm: Arm, seed: int) -> bool:
+    """The run's folder holds best.pt, which is written once, after the last epoch (eval_every = epochs)."""
+    return (run_dir(out, arm, seed) / "best.pt").exists()
+
+
+def rebuilds(pending: list[tuple[int, Arm]], done: set, out: Path) -> list[tuple[int, Arm]]:
+    """Runs that a pending run reads whose row is in runs.jsonl but whose folder is not on this machine:
+    runs/ is not committed, so a study continued on another machine has the rows of its pre-trainings
+    but not their weights. Such a run is trained again (same recipe, subset and seed); its new row is
+    marked `rebuilt` and the tables keep the first row (by_arm). A reused run (`Arm.reuse`) lies in
+    another study's folder and an evaluation-only one has none: neither is rebuilt here."""
+    out_jobs: list[tuple[int, Arm]] = []
+    for seed, arm in pending:
+        for need in arm.needs:
+            job = (seed, need)
+            if (need.config is not None and need.reuse is None and job_key(*job) in done
+                    and not finished(out, need, seed) and not any(j[0] == seed and j[1] is need for j in out_jobs)):
+                out_jobs.append(job)
+    return out_jobs
+
+
 def ready(job: tuple[int, Arm], pending: list[tuple[int, Arm]]) -> bool:
     """None of the runs this one reads (its `needs`, same seed: a teacher's or a pre-training's folder,
     through `Arm.config` or `Arm.after`) is still pending."""
@@ -199,6 +222,9 @@ def run_study(study: Study, args) -> list[dict]:
             break
         done = {key(r) for r in read_rows(path)}
         pending = [job for job in order if job_key(*job) not in done]
+        redo = rebuilds(pending, done, args.out)
+        redo_keys = {job_key(*job) for job in redo}
+        pending = redo + pending  # a rebuild is pending: what reads it waits (ready)
         taken, unclaimed = None, False
         for seed, arm in pending:
             fd = claim(args.out, seed, arm)
@@ -206,7 +232,9 @@ def run_study(study: Study, args) -> list[dict]:
                 continue  # another process trains it
             unclaimed = True
             # read again under the lock: a process that just finished this run wrote its row, then unlocked
-            if ready((seed, arm), pending) and job_key(seed, arm) not in {key(r) for r in read_rows(path)}:
+            wanted = (not finished(args.out, arm, seed) if job_key(seed, arm) in redo_keys
+                      else job_key(seed, arm) not in {key(r) for r in read_rows(path)})
+            if ready((seed, arm), pending) and wanted:
                 taken = (seed, arm, fd)
                 break
             release(fd)
@@ -218,6 +246,8 @@ def run_study(study: Study, args) -> list[dict]:
         seed, arm, fd = taken
         try:
             row = train_arm(study, arm, seed, args)
+            if job_key(seed, arm) in redo_keys:
+                row["rebuilt"] = True
             with path.open("a") as f:  # a row as soon as its run ends: a killed study loses one run
                 f.write(json.dumps(row) + "\n")  # one short write in append mode: processes do not interleave
         finally:
@@ -229,10 +259,12 @@ def run_study(study: Study, args) -> list[dict]:
 
 
 def by_arm(rows: list[dict]) -> dict[tuple, dict[int, dict]]:
-    """(fraction, phase, arm) → {seed: row}."""
+    """(fraction, phase, arm) → {seed: row}, a run's first row: a `rebuilt` one (the same run trained
+    again on another machine for the weights a later run reads) is kept in runs.jsonl, not counted."""
     groups: dict[tuple, dict[int, dict]] = {}
     for r in rows:
-        groups.setdefault((float(r["data_fraction"]), r["phase"], r["arm"]), {})[int(r["seed"])] = r
+        if not r.get("rebuilt"):
+            groups.setdefault((float(r["data_fraction"]), r["phase"], r["arm"]), {})[int(r["seed"])] = r
     return groups
 
 
@@ -277,8 +309,11 @@ def markdown_table(study: Study, rows: list[dict]) -> list[str]:
 
 
 def write_summary(study: Study, rows: list[dict], out: Path) -> Path:
+    rebuilt = sum(bool(r.get("rebuilt")) for r in rows)
+    runs = f"{len(rows) - rebuilt} runs" + (f", and {rebuilt} trained again for their weights on another machine, "
+                                            "not counted" if rebuilt else "")
     lines = [f"# {study.name}", "", study.claim, "",
-             f"Made from {out / 'runs.jsonl'} alone ({len(rows)} runs; machines: "
+             f"Made from {out / 'runs.jsonl'} alone ({runs}; machines: "
              f"{'; '.join(sorted({r['machine'] for r in rows}))}). Top-1 on the test images (%), mean ± std over "
              f"seeds, 95% interval by the t distribution; Δ = arm − {study.reference} over shared seeds.", ""]
     lines += markdown_table(study, rows)

@@ -177,6 +177,51 @@ def test_a_run_waits_for_what_it_needs_only():
         jobs(Study("q", "claim", "ft", lambda a: [stray]), args)
 
 
+def test_a_pretraining_left_on_another_machine_is_trained_again_before_its_fine_tune(tmp_path, monkeypatch):
+    """runs/ is not committed: a study continued on another machine has the row of seed 0's pre-training
+    but not its weights. The fine-tune that reads them must not start from a missing folder: the
+    pre-training is trained again first, its row kept but marked rebuilt, and the tables count the
+    first row. A pre-training no pending run reads is not trained again, nor is one whose folder is here."""
+    import runner
+    from runner import Arm, Study, by_arm, run_dir, run_study
+
+    trained: list = []
+
+    def fake_train(study, arm, seed, args):  # stands for vitkit.train: best.pt is what a finished run leaves
+        if arm.needs:
+            assert (run_dir(args.out, arm.needs[0], seed) / "best.pt").exists(), "fine-tune started without its weights"
+        trained.append((arm.name, seed))
+        folder = run_dir(args.out, arm, seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "best.pt").write_bytes(b"w")
+        return {"study": study.name, "arm": arm.name, "data_fraction": arm.data_fraction, "phase": arm.phase,
+                "seed": seed, "top1": 60.0 + len(trained), "machine": "here"}
+
+    monkeypatch.setattr(runner, "train_arm", fake_train)
+    pre = Arm("pretrain", {}, phase="pretrain")
+    study = Study("q", "claim", "ft", lambda a: [pre, Arm("ft", {}, needs=(pre,))])
+    run_study(study, _queue_args(tmp_path, 1))
+    assert trained == [(name, s) for s in range(3) for name in ("pretrain", "ft")]
+    first = {(r["arm"], r["seed"]): r["top1"] for r in _rows(tmp_path)}
+    # another machine: every folder gone; the fine-tunes of seeds 0 and 2 had not finished there
+    import shutil
+    shutil.rmtree(tmp_path / "runs")
+    rows = [r for r in _rows(tmp_path) if not (r["arm"] == "ft" and r["seed"] in (0, 2))]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run_dir(tmp_path, pre, 2) / "best.pt").parent.mkdir(parents=True)
+    (run_dir(tmp_path, pre, 2) / "best.pt").write_bytes(b"w")  # seed 2's weights are still here
+    trained.clear()
+    run_study(study, _queue_args(tmp_path, 1))
+    assert trained == [("pretrain", 0), ("ft", 0), ("ft", 2)]  # seed 1: nothing pending reads it
+    rows = _rows(tmp_path)
+    assert [(r["arm"], r["seed"]) for r in rows if r.get("rebuilt")] == [("pretrain", 0)]
+    assert by_arm(rows)[(1.0, "pretrain", "pretrain")][0]["top1"] == first[("pretrain", 0)]
+    run_study(study, _queue_args(tmp_path, 1))
+    assert len(trained) == 3  # nothing left: the rebuilt folder is here now
+    assert "(6 runs, and 1 trained again for their weights on another machine, not counted;" in (
+        tmp_path / "summary.md").read_text()
+
+
 def test_a_run_another_process_holds_is_left_to_it_and_a_dead_holder_leaves_no_claim(tmp_path):
     import fcntl
     import os
