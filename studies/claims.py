@@ -39,7 +39,8 @@ def block(name: str, results: Path = RESULTS) -> str:
         return "No runs committed yet."
     machines = "; ".join(sorted({r["machine"] for r in rows}))
     procs = sorted({f"{r.get('processes', 1)} process(es) × {r.get('threads', '?')} thread(s)" for r in rows})
-    head = (f"{len(rows)} runs from `studies/results/{name}/runs.jsonl` ({machines}; {', '.join(procs)}). "
+    rebuilt = sum(bool(r.get("rebuilt")) for r in rows)  # trained again for their weights: not counted (runner.by_arm)
+    head = (f"{len(rows) - rebuilt} runs" + (f" (and {rebuilt} rebuilt, not counted)" if rebuilt else "") + f" from `studies/results/{name}/runs.jsonl` ({machines}; {', '.join(procs)}). "
             f"Top-1 (%) mean ± std (n, 95% t interval); Δ = arm − {STUDIES[name].reference}, paired over seeds.")
     return "\n".join([head, ""] + markdown_table(STUDIES[name], rows))
 

@@ -88,7 +88,8 @@ def arms(args) -> list[Arm]:
 
 STUDY = Study("two_step", "Pre-training on a larger source set, then fine-tuning on the target (also at a higher "
               "resolution, positions interpolated, a new head) beats training on the target alone, and more "
-              "pre-training data is better (ViT paper).", reference="scratch", arms=arms, figure=bar_figure)
+              "pre-training data is better (ViT paper).", reference="scratch", arms=arms, figure=bar_figure,
+              contrasts=[("ft_src100", "ft_src20")])  # more pre-training data at equal steps
 
 if __name__ == "__main__":
     run_study(STUDY, parse(STUDY))

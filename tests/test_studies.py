@@ -42,9 +42,11 @@ def test_study_smoke_writes_rows_summary_and_figure(cifar_small, tmp_path, name,
                  if r["kind"] == "end"] if row["epochs"] else [0]
         assert row["steps"] == steps[-1] and (row["steps"] >= 1 or not row["epochs"]), (row, steps)
     summary = (tmp_path / name / "summary.md").read_text()
-    contrasts = 2 + 2 if name == "distillation" else 0  # hard − soft at 10% and 100%, under its own header
+    # hard − soft at 10% and 100%, ft_src100 − ft_src20 at 32 and 48 px: two rows under their own header
+    contrasts = 2 + 2 if name in ("distillation", "two_step") else 0
     assert summary.count("\n| ") == arms + 2 + contrasts and (tmp_path / name / "figure.png").stat().st_size > 5000
     assert summary.count("| hard − soft |") == (2 if name == "distillation" else 0)
+    assert summary.count("| ft_src100 − ft_src20 |") == (2 if name == "two_step" else 0)
     if name == "relative_position":
         assert all(0 <= row["shift_changed_pct"] <= 100 and 0 <= row["shift_top1"] <= 100 for row in rows)
     if name == "distillation":  # the student arms report each head; their mean is what the model predicts
