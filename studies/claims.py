@@ -20,7 +20,7 @@ import data_hunger  # noqa: E402
 import distillation  # noqa: E402
 import relative_position  # noqa: E402
 import two_step  # noqa: E402
-from runner import markdown_table, read_rows  # noqa: E402
+from runner import count_runs, markdown_table, read_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "studies" / "results"
@@ -39,8 +39,7 @@ def block(name: str, results: Path = RESULTS) -> str:
         return "No runs committed yet."
     machines = "; ".join(sorted({r["machine"] for r in rows}))
     procs = sorted({f"{r.get('processes', 1)} process(es) × {r.get('threads', '?')} thread(s)" for r in rows})
-    rebuilt = sum(bool(r.get("rebuilt")) for r in rows)  # trained again for their weights: not counted (runner.by_arm)
-    head = (f"{len(rows) - rebuilt} runs" + (f" (and {rebuilt} rebuilt, not counted)" if rebuilt else "") + f" from `studies/results/{name}/runs.jsonl` ({machines}; {', '.join(procs)}). "
+    head = (f"{count_runs(rows)} from `studies/results/{name}/runs.jsonl` ({machines}; {', '.join(procs)}). "
             f"Top-1 (%) mean ± std (n, 95% t interval); Δ = arm − {STUDIES[name].reference}, paired over seeds.")
     return "\n".join([head, ""] + markdown_table(STUDIES[name], rows))
 

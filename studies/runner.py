@@ -308,12 +308,16 @@ def markdown_table(study: Study, rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_summary(study: Study, rows: list[dict], out: Path) -> Path:
+def count_runs(rows: list[dict]) -> str:
+    """"N runs", and the rebuilt rows that by_arm leaves out, for summary.md and docs/claims.md."""
     rebuilt = sum(bool(r.get("rebuilt")) for r in rows)
-    runs = f"{len(rows) - rebuilt} runs" + (f", and {rebuilt} trained again for their weights on another machine, "
-                                            "not counted" if rebuilt else "")
+    return f"{len(rows) - rebuilt} runs" + (
+        f", and {rebuilt} trained again for their weights on another machine, not counted" if rebuilt else "")
+
+
+def write_summary(study: Study, rows: list[dict], out: Path) -> Path:
     lines = [f"# {study.name}", "", study.claim, "",
-             f"Made from {out / 'runs.jsonl'} alone ({runs}; machines: "
+             f"Made from {out / 'runs.jsonl'} alone ({count_runs(rows)}; machines: "
              f"{'; '.join(sorted({r['machine'] for r in rows}))}). Top-1 on the test images (%), mean ± std over "
              f"seeds, 95% interval by the t distribution; Δ = arm − {study.reference} over shared seeds.", ""]
     lines += markdown_table(study, rows)

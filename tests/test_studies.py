@@ -184,6 +184,8 @@ def test_a_pretraining_left_on_another_machine_is_trained_again_before_its_fine_
     but not its weights. The fine-tune that reads them must not start from a missing folder: the
     pre-training is trained again first, its row kept but marked rebuilt, and the tables count the
     first row. A pre-training no pending run reads is not trained again, nor is one whose folder is here."""
+    import shutil
+
     import runner
     from runner import Arm, Study, by_arm, run_dir, run_study
 
@@ -206,7 +208,6 @@ def test_a_pretraining_left_on_another_machine_is_trained_again_before_its_fine_
     assert trained == [(name, s) for s in range(3) for name in ("pretrain", "ft")]
     first = {(r["arm"], r["seed"]): r["top1"] for r in _rows(tmp_path)}
     # another machine: every folder gone; the fine-tunes of seeds 0 and 2 had not finished there
-    import shutil
     shutil.rmtree(tmp_path / "runs")
     rows = [r for r in _rows(tmp_path) if not (r["arm"] == "ft" and r["seed"] in (0, 2))]
     (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
