@@ -13,6 +13,14 @@ timing would be unusable). Each run's clock starts when the benchmark launches i
 (OUT/seed<k>/<runner>/launch.json; decoding and evaluation included). Nothing else may run on
 the machine meanwhile: both runs own the cores, and shared cores made earlier timings unusable.
 `--reuse-timm DIR` / `--reuse-vitkit DIR` use a finished run as seed 0's instead of running it.
+
+Pairs span sessions: `--keep DIR` (a folder in the repository, committed) receives each finished run's
+small files (metrics.jsonl, launch.json, config.yaml; no weights) as soon as it ends, and a run already
+finished in DIR is read from there and not rerun. A later session on the same CPU kind continues with
+the next seed; each pair still runs back to back, so every per-seed ratio is a same-machine ratio.
+
+    python benchmarks/bench_vs_timm.py --data /tmp/c10 --out /tmp/bench/vs_timm --seeds 3 \
+        --keep benchmarks/results/vs_timm/avx512_bf16
 """
 from __future__ import annotations
 
@@ -78,11 +86,31 @@ def command(runner: str, run: Path, seed: int, a) -> list[str]:
             "--no-progress", "--set", f"run.seed={seed}"] + [x for s in a.set for x in ("--set", s)]
 
 
+KEPT = ("metrics.jsonl", "launch.json", "config.yaml")  # what --keep copies: the curve and its clock, no weights
+
+
+def sub(seed: int, runner: str) -> Path:
+    return Path(f"seed{seed}") / ("timm_loop" if runner == "timm loop" else "vitkit")
+
+
 def run_dir(out: Path, seed: int, runner: str, a) -> Path:
     reuse = {"timm loop": a.reuse_timm, "vitkit": a.reuse_vitkit}[runner]
     if seed == 0 and reuse:
         return Path(reuse)
-    return out / f"seed{seed}" / ("timm_loop" if runner == "timm loop" else "vitkit")
+    if a.keep and finished(Path(a.keep) / sub(seed, runner), runner, a.timm_epochs):
+        return Path(a.keep) / sub(seed, runner)
+    return out / sub(seed, runner)
+
+
+def keep(run: Path, seed: int, runner: str, a) -> None:
+    """Copy a finished run's curve into --keep (nothing when it is already read from there)."""
+    dest = Path(a.keep) / sub(seed, runner)
+    if dest.resolve() == run.resolve():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in KEPT:
+        if (run / name).exists():
+            shutil.copy2(run / name, dest / name)
 
 
 def ensure(runner: str, run: Path, seed: int, a) -> None:
@@ -93,7 +121,8 @@ def ensure(runner: str, run: Path, seed: int, a) -> None:
     if run.exists():
         shutil.rmtree(run)  # a half-finished run: its clock is broken, start it again
     run.mkdir(parents=True)
-    (run / "launch.json").write_text(json.dumps({"time": time.time()}))
+    (run / "launch.json").write_text(json.dumps({"time": time.time(), "cpu": describe_cpu(),
+                                                 "utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}))
     print(f"seed {seed} {runner}: {' '.join(command(runner, run, seed, a))}", flush=True)
     subprocess.run(command(runner, run, seed, a), check=True)
 
@@ -132,6 +161,7 @@ def main() -> None:
     ap.add_argument("--reuse-timm", help="a finished timm_loop.py run directory to use as seed 0's")
     ap.add_argument("--reuse-vitkit", help="a finished vitkit run directory to use as seed 0's")
     ap.add_argument("--set", action="append", default=[], help="passed to vitkit train")
+    ap.add_argument("--keep", help="a committed folder that receives each finished run's curve and is read first")
     a = ap.parse_args()
     if a.seeds < 1:
         ap.error(f"--seeds {a.seeds}: give 1 or more")
@@ -146,6 +176,8 @@ def main() -> None:
     for s, by in dirs.items():
         for n, run in by.items():
             ensure(n, run, s, a)
+            if a.keep:
+                keep(run, s, n, a)
     curves = {s: {n: curve(run) for n, run in by.items()} for s, by in dirs.items()}
     print(f"\nCPU: {describe_cpu()}")
     result = report(curves)

@@ -22,6 +22,8 @@ Arms, per seed (6-block ViT-Ti/4 with a [class] token and learned absolute posit
 - phase `interpolation`: the bundled `cifar10_vit_tiny` (trained at 32 px on all ten classes)
   evaluated at 24 to 64 px with its position table resampled and no fine-tuning — what
   interpolation alone gives — on all 10,000 test images. Deterministic, so evaluated once.
+  The committed rows are of the bundled model's first version (no stem, 75.8%); it was replaced
+  on 2026-12-02, so these rows, run again, would give the new weights' figures.
 """
 from __future__ import annotations
 

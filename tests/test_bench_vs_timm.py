@@ -24,7 +24,8 @@ def bench(monkeypatch):
 def write_run(run: Path, accs: list[float], finished: bool, launch: float = 1000.0) -> None:
     """A run folder as timm_loop.py or vitkit train leaves it: one epoch record every 6 minutes."""
     run.mkdir(parents=True, exist_ok=True)
-    (run / "launch.json").write_text(json.dumps({"time": launch}))
+    if not (run / "launch.json").exists():  # the benchmark writes its own when it launches the run
+        (run / "launch.json").write_text(json.dumps({"time": launch}))
     rows = [{"kind": "start", "time": launch + 5}] + [
         {"kind": "epoch", "epoch": i + 1, "top1": a, "time": launch + 360 * (i + 1)} for i, a in enumerate(accs)]
     if finished:
@@ -94,3 +95,36 @@ def test_a_reused_run_that_is_not_finished_is_refused_and_kept(bench, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and "not a finished vitkit run" in err[-1]
     assert (mine / "metrics.jsonl").exists()  # the user's folder is untouched
+
+
+def test_keep_copies_finished_curves_and_a_later_session_runs_only_the_next_seed(bench, tmp_path, monkeypatch):
+    """--keep: seed 0's pair, finished in an earlier session, is read from the committed folder
+    (its weights long gone); only seed 1 runs, and its curves land in the folder as it ends."""
+    kept, out = tmp_path / "kept", tmp_path / "out"
+    write_run(kept / "seed0" / "timm_loop", [40.0, 50.0, 55.0, 58.0, 60.0], finished=False)
+    write_run(kept / "seed0" / "vitkit", [57.0, 72.0, 75.0], finished=True)
+    launched = []
+
+    def fake_run(cmd, **kw):
+        launched.append(cmd)
+        if "viz" in cmd:
+            return
+        run = Path(cmd[cmd.index("--out") + 1])
+        assert run.parent == out / "seed1"  # new runs go to --out, never into the committed folder
+        (run / "last.pt").write_bytes(b"weights")
+        accs = [45.0, 52.0, 56.0, 59.0, 61.0] if "timm_loop.py" in " ".join(cmd) else [58.0, 73.0, 76.0]
+        write_run(run, accs, finished="train" in cmd, launch=json.loads((run / "launch.json").read_text())["time"])
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["bench_vs_timm.py", "--data", "/d", "--out", str(out), "--seeds", "2",
+                                      "--keep", str(kept)])
+    bench.main()
+    ran = [c for c in launched if "viz" not in c]
+    assert len(ran) == 2 and all("--seed" in c and c[c.index("--seed") + 1] == "1" or "run.seed=1" in c for c in ran)
+    for runner in ("timm_loop", "vitkit"):
+        names = sorted(p.name for p in (kept / "seed1" / runner).iterdir())
+        assert names == ["launch.json", "metrics.jsonl"]  # the curve and its clock, not the weights
+        assert "cpu" in json.loads((kept / "seed1" / runner / "launch.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ratio_per_seed"] == {"0": pytest.approx(75 / 60), "1": pytest.approx(76 / 61)}
+    assert summary["runs"]["0"]["vitkit"] == str(kept / "seed0" / "vitkit")
