@@ -165,6 +165,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.seeds < 1:
         ap.error(f"--seeds {a.seeds}: give 1 or more")
+    if a.keep and Path(a.keep).exists() and not Path(a.keep).is_dir():
+        ap.error(f"--keep {a.keep}: not a folder")
     for flag, runner, reuse in (("--reuse-timm", "timm loop", a.reuse_timm), ("--reuse-vitkit", "vitkit", a.reuse_vitkit)):
         # A reused folder is the user's: never cleared and rerun like a half-finished seed folder.
         if reuse and not finished(Path(reuse), runner, a.timm_epochs):
