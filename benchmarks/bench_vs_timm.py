@@ -21,6 +21,13 @@ the next seed; each pair still runs back to back, so every per-seed ratio is a s
 
     python benchmarks/bench_vs_timm.py --data /tmp/c10 --out /tmp/bench/vs_timm --seeds 3 \
         --keep benchmarks/results/vs_timm/avx512_bf16
+
+An equal-time peer for pairs already kept: `--vitkit-from DIR` reads every seed's vitkit run from
+another kept folder and runs only timm loops (e.g. sized to the recipe's 31 minutes on this kind);
+those timm loops ran hours after the vitkit runs, so say so next to the ratio.
+
+    python benchmarks/bench_vs_timm.py --data /tmp/c10 --out /tmp/bench/vs_timm8 --seeds 3 --timm-epochs 8 \
+        --keep benchmarks/results/vs_timm/avx512_bf16_timm8ep --vitkit-from benchmarks/results/vs_timm/avx512_bf16
 """
 from __future__ import annotations
 
@@ -94,6 +101,8 @@ def sub(seed: int, runner: str) -> Path:
 
 
 def run_dir(out: Path, seed: int, runner: str, a) -> Path:
+    if runner == "vitkit" and a.vitkit_from:
+        return Path(a.vitkit_from) / sub(seed, runner)
     reuse = {"timm loop": a.reuse_timm, "vitkit": a.reuse_vitkit}[runner]
     if seed == 0 and reuse:
         return Path(reuse)
@@ -162,6 +171,7 @@ def main() -> None:
     ap.add_argument("--reuse-vitkit", help="a finished vitkit run directory to use as seed 0's")
     ap.add_argument("--set", action="append", default=[], help="passed to vitkit train")
     ap.add_argument("--keep", help="a committed folder that receives each finished run's curve and is read first")
+    ap.add_argument("--vitkit-from", help="a kept folder to read every seed's vitkit run from (only timm loops run)")
     a = ap.parse_args()
     if a.seeds < 1:
         ap.error(f"--seeds {a.seeds}: give 1 or more")
@@ -171,6 +181,13 @@ def main() -> None:
         # A reused folder is the user's: never cleared and rerun like a half-finished seed folder.
         if reuse and not finished(Path(reuse), runner, a.timm_epochs):
             ap.error(f"{flag} {reuse}: not a finished {runner} run (no metrics.jsonl, or it stopped early)")
+    if a.vitkit_from:
+        if a.reuse_vitkit:
+            ap.error("--vitkit-from and --reuse-vitkit: give one")
+        # Checked before any timm loop runs: finding a missing seed after an hour of timm wastes it.
+        missing = [s for s in range(a.seeds) if not finished(Path(a.vitkit_from) / sub(s, "vitkit"), "vitkit", 0)]
+        if missing:
+            ap.error(f"--vitkit-from {a.vitkit_from}: no finished vitkit run for seed(s) {', '.join(map(str, missing))}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"CPU: {describe_cpu()}", flush=True)
@@ -178,7 +195,7 @@ def main() -> None:
     for s, by in dirs.items():
         for n, run in by.items():
             ensure(n, run, s, a)
-            if a.keep:
+            if a.keep and not (n == "vitkit" and a.vitkit_from):  # read from a kept folder: no copy
                 keep(run, s, n, a)
     curves = {s: {n: curve(run) for n, run in by.items()} for s, by in dirs.items()}
     print(f"\nCPU: {describe_cpu()}")

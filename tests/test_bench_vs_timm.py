@@ -128,3 +128,45 @@ def test_keep_copies_finished_curves_and_a_later_session_runs_only_the_next_seed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ratio_per_seed"] == {"0": pytest.approx(75 / 60), "1": pytest.approx(76 / 61)}
     assert summary["runs"]["0"]["vitkit"] == str(kept / "seed0" / "vitkit")
+
+
+def test_vitkit_from_runs_only_timm_loops_against_kept_vitkit_runs(bench, tmp_path, monkeypatch):
+    """--vitkit-from: the equal-time peer for pairs kept earlier — every seed's vitkit run is read
+    from the other kept folder (not copied), only the timm loops missing from --keep run."""
+    pairs, kept, out = tmp_path / "pairs", tmp_path / "timm8", tmp_path / "out"
+    for s, vk in ((0, 75.0), (1, 74.0)):
+        write_run(pairs / f"seed{s}" / "vitkit", [57.0, 72.0, vk], finished=True)
+    write_run(kept / "seed0" / "timm_loop", [40.0 + i for i in range(8)], finished=False)
+    launched = []
+
+    def fake_run(cmd, **kw):
+        launched.append(cmd)
+        if "viz" in cmd:
+            return
+        run = Path(cmd[cmd.index("--out") + 1])
+        write_run(run, [45.0 + i for i in range(8)], finished=False, launch=json.loads((run / "launch.json").read_text())["time"])
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["bench_vs_timm.py", "--data", "/d", "--out", str(out), "--seeds", "2",
+                                      "--timm-epochs", "8", "--keep", str(kept), "--vitkit-from", str(pairs)])
+    bench.main()
+    ran = [c for c in launched if "viz" not in c]
+    assert len(ran) == 1 and "timm_loop.py" in " ".join(ran[0]) and ran[0][ran[0].index("--epochs") + 1] == "8"
+    assert ran[0][ran[0].index("--seed") + 1] == "1"
+    assert sorted(p.name for p in (kept / "seed1").iterdir()) == ["timm_loop"]  # vitkit curves not duplicated
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ratio_per_seed"] == {"0": pytest.approx(75 / 47), "1": pytest.approx(74 / 52)}
+    assert summary["runs"]["1"]["vitkit"] == str(pairs / "seed1" / "vitkit")
+
+
+def test_vitkit_from_without_a_finished_seed_is_refused_before_anything_runs(bench, tmp_path, monkeypatch, capsys):
+    pairs = tmp_path / "pairs"
+    write_run(pairs / "seed0" / "vitkit", [57.0, 75.0], finished=True)
+    monkeypatch.setattr(bench.subprocess, "run", lambda cmd, **kw: pytest.fail("nothing may run"))
+    monkeypatch.setattr(sys, "argv", ["bench_vs_timm.py", "--data", "/d", "--out", str(tmp_path / "o"), "--seeds", "3",
+                                      "--vitkit-from", str(pairs)])
+    with pytest.raises(SystemExit) as e:
+        bench.main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and err[-1].endswith("no finished vitkit run for seed(s) 1, 2")
+    assert not (tmp_path / "o").exists()
