@@ -33,6 +33,20 @@ def write_run(run: Path, accs: list[float], finished: bool, launch: float = 1000
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+def fake_runner(launched: list, accs, check=None):
+    """subprocess.run for the benchmark: records each command; a training command leaves a run
+    with `accs(cmd)` as its curve, clocked from the launch.json the benchmark wrote first."""
+    def run(cmd, **kw):
+        launched.append(cmd)
+        if "viz" in cmd:
+            return
+        out = Path(cmd[cmd.index("--out") + 1])
+        if check:
+            check(out)
+        write_run(out, accs(cmd), finished="train" in cmd, launch=json.loads((out / "launch.json").read_text())["time"])
+    return run
+
+
 FINALS = {0: (60.0, 75.0), 1: (61.0, 74.0), 2: (59.5, 76.5)}  # seed: (timm loop, vitkit)
 
 
@@ -105,17 +119,14 @@ def test_keep_copies_finished_curves_and_a_later_session_runs_only_the_next_seed
     write_run(kept / "seed0" / "vitkit", [57.0, 72.0, 75.0], finished=True)
     launched = []
 
-    def fake_run(cmd, **kw):
-        launched.append(cmd)
-        if "viz" in cmd:
-            return
-        run = Path(cmd[cmd.index("--out") + 1])
+    def check(run):
         assert run.parent == out / "seed1"  # new runs go to --out, never into the committed folder
         (run / "last.pt").write_bytes(b"weights")
-        accs = [45.0, 52.0, 56.0, 59.0, 61.0] if "timm_loop.py" in " ".join(cmd) else [58.0, 73.0, 76.0]
-        write_run(run, accs, finished="train" in cmd, launch=json.loads((run / "launch.json").read_text())["time"])
 
-    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    def accs(cmd):
+        return [45.0, 52.0, 56.0, 59.0, 61.0] if "timm_loop.py" in " ".join(cmd) else [58.0, 73.0, 76.0]
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_runner(launched, accs, check))
     monkeypatch.setattr(sys, "argv", ["bench_vs_timm.py", "--data", "/d", "--out", str(out), "--seeds", "2",
                                       "--keep", str(kept)])
     bench.main()
@@ -138,15 +149,7 @@ def test_vitkit_from_runs_only_timm_loops_against_kept_vitkit_runs(bench, tmp_pa
         write_run(pairs / f"seed{s}" / "vitkit", [57.0, 72.0, vk], finished=True)
     write_run(kept / "seed0" / "timm_loop", [40.0 + i for i in range(8)], finished=False)
     launched = []
-
-    def fake_run(cmd, **kw):
-        launched.append(cmd)
-        if "viz" in cmd:
-            return
-        run = Path(cmd[cmd.index("--out") + 1])
-        write_run(run, [45.0 + i for i in range(8)], finished=False, launch=json.loads((run / "launch.json").read_text())["time"])
-
-    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    monkeypatch.setattr(bench.subprocess, "run", fake_runner(launched, lambda cmd: [45.0 + i for i in range(8)]))
     monkeypatch.setattr(sys, "argv", ["bench_vs_timm.py", "--data", "/d", "--out", str(out), "--seeds", "2",
                                       "--timm-epochs", "8", "--keep", str(kept), "--vitkit-from", str(pairs)])
     bench.main()
