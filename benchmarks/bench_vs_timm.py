@@ -112,9 +112,10 @@ def run_dir(out: Path, seed: int, runner: str, a) -> Path:
 
 
 def keep(run: Path, seed: int, runner: str, a) -> None:
-    """Copy a finished run's curve into --keep (nothing when it is already read from there)."""
+    """Copy a finished run's curve into --keep (nothing when it is already read from there or from
+    --vitkit-from's kept folder: a second copy of a committed curve)."""
     dest = Path(a.keep) / sub(seed, runner)
-    if dest.resolve() == run.resolve():
+    if dest.resolve() == run.resolve() or (runner == "vitkit" and a.vitkit_from):
         return
     dest.mkdir(parents=True, exist_ok=True)
     for name in KEPT:
@@ -185,7 +186,7 @@ def main() -> None:
         if a.reuse_vitkit:
             ap.error("--vitkit-from and --reuse-vitkit: give one")
         # Checked before any timm loop runs: finding a missing seed after an hour of timm wastes it.
-        missing = [s for s in range(a.seeds) if not finished(Path(a.vitkit_from) / sub(s, "vitkit"), "vitkit", 0)]
+        missing = [s for s in range(a.seeds) if not finished(Path(a.vitkit_from) / sub(s, "vitkit"), "vitkit", a.timm_epochs)]
         if missing:
             ap.error(f"--vitkit-from {a.vitkit_from}: no finished vitkit run for seed(s) {', '.join(map(str, missing))}")
     out = Path(a.out)
@@ -195,7 +196,7 @@ def main() -> None:
     for s, by in dirs.items():
         for n, run in by.items():
             ensure(n, run, s, a)
-            if a.keep and not (n == "vitkit" and a.vitkit_from):  # read from a kept folder: no copy
+            if a.keep:
                 keep(run, s, n, a)
     curves = {s: {n: curve(run) for n, run in by.items()} for s, by in dirs.items()}
     print(f"\nCPU: {describe_cpu()}")
