@@ -24,11 +24,10 @@ from vitkit.data.cache import TensorLoader, TensorSet  # noqa: E402
 from vitkit.data.options import DataOptions  # noqa: E402
 from vitkit.data.samplers import RankSampler  # noqa: E402
 from vitkit.data.transforms import batch_mixer  # noqa: E402
-from vitkit.factory import create_model  # noqa: E402
-from vitkit.hardware import autocast, describe_cpu, resolve_attention, resolve_precision  # noqa: E402
+from vitkit.hardware import describe_cpu, resolve_attention, resolve_precision  # noqa: E402
 from vitkit.training.config import load_train_config  # noqa: E402
-from vitkit.training.losses import DistillationLoss  # noqa: E402
-from vitkit.training.optim import build_optimizer  # noqa: E402
+
+from bench_train_step import step_alone  # noqa: E402  (this folder is on sys.path when run as a script)
 
 # (label, BatchAugment arguments, mixup alpha, cutmix alpha)
 SETTINGS = [
@@ -62,32 +61,6 @@ def augment_ms(images: TensorSet, batch: int, settings: dict, mixup: float, cutm
     return 1000 * sum(times) / len(times)
 
 
-def step_ms(cfg, precision: str, batch: int, steps: int) -> float:
-    model = create_model(cfg.model.name, drop_path_rate=cfg.model.drop_path_rate,
-                         **dict(cfg.model.overrides, num_classes=10))
-    # The attention path `vitkit train` picks (explicit on the CPU): SDPA's CPU backward in bf16
-    # would triple this step and make every augmentation look cheaper than it is.
-    model.set_attention_impl(resolve_attention(cfg.run.attention, torch.device("cpu")))
-    opt = build_optimizer(model, cfg.optim)
-    crit = DistillationLoss("none", None, label_smoothing=cfg.data.label_smoothing)
-    size = model.cfg.img_size[0]
-    x, y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
-    dev = torch.device("cpu")
-
-    def one():
-        with autocast(dev, precision):
-            loss = crit(model(x), y, x)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    for _ in range(3):
-        one()
-    t = time.perf_counter()
-    for _ in range(steps):
-        one()
-    return 1000 * (time.perf_counter() - t) / steps
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default="recipes/cifar10_vit_cpu_60min.yaml")
@@ -103,8 +76,11 @@ def main():
     g = torch.Generator().manual_seed(0)
     images = TensorSet(torch.randint(0, 256, (a.images, 3, 32, 32), dtype=torch.uint8, generator=g),
                        torch.randint(0, 10, (a.images,), generator=g), 0)
-    step = step_ms(cfg, precision, batch, a.steps)
-    print(f"training step (fwd+bwd+AdamW, no PatchDropout): {step:.1f} ms per batch")
+    # The attention path `vitkit train` picks (explicit on the CPU): SDPA's CPU backward in bf16
+    # would make the step slower than training's and every augmentation look cheaper than it is.
+    fused = resolve_attention(cfg.run.attention, torch.device("cpu"))
+    step = 1000 * batch / step_alone(cfg, precision, fused, a.steps)  # ms per batch
+    print(f"training step (fwd+bwd+clip+AdamW, no PatchDropout): {step:.1f} ms per batch")
     base = None
     for label, settings, mixup, cutmix in SETTINGS:
         ms = augment_ms(images, batch, settings, mixup, cutmix, cfg.data.pad, a.reps)
