@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -29,13 +30,7 @@ import yaml  # noqa: E402
 
 from studies.stats import describe, fmt, paired  # noqa: E402
 
-
-def records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def finished(rows: list[dict]) -> bool:
-    return any(r.get("kind") == "end" and r.get("status") == "finished" for r in rows)
+from bench_vs_timm import finished, records  # noqa: E402  (this folder is on sys.path when run as a script)
 
 
 def keep(run: Path, arm: str, into: Path) -> Path:
@@ -43,14 +38,13 @@ def keep(run: Path, arm: str, into: Path) -> Path:
     metrics, config = run / "metrics.jsonl", run / "config.yaml"
     if not metrics.is_file() or not config.is_file():
         raise SystemExit(f"recipe_seeds: {run}: not a vitkit run folder (no metrics.jsonl or config.yaml)")
-    rows = records(metrics)
-    if not finished(rows):
+    if not finished(run, "vitkit", 0):
         raise SystemExit(f"recipe_seeds: {run}: the run has not finished (no 'end' record with status finished)")
     seed = yaml.safe_load(config.read_text())["run"]["seed"]
     dest = into / arm / f"seed{seed}"
     dest.mkdir(parents=True, exist_ok=True)
     # The per-step rows are 9/10 of the file and nothing here reads them; the run folder keeps them.
-    kept = [r for r in rows if r.get("kind") != "step"]
+    kept = [r for r in records(run) if r.get("kind") != "step"]
     (dest / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
     shutil.copy2(config, dest / "config.yaml")
     print(f"kept {run} as {dest}")
@@ -58,10 +52,14 @@ def keep(run: Path, arm: str, into: Path) -> Path:
 
 
 def run_summary(folder: Path, threshold: float) -> dict:
-    rows = records(folder / "metrics.jsonl")
+    rows = records(folder)
+    if not finished(folder, "vitkit", 0) or not any(r.get("kind") == "start" for r in rows):
+        raise SystemExit(f"recipe_seeds: {folder}: not a kept finished run (no start record, or no 'end' finished)")
     t0 = next(r["time"] for r in rows if r.get("kind") == "start")
     end = next(r for r in rows if r.get("kind") == "end")
     evals = [r for r in rows if r.get("kind") == "epoch" and r.get("top1") is not None]
+    if not evals:
+        raise SystemExit(f"recipe_seeds: {folder}: the run has no evaluated epoch")
     reached = next(((r["time"] - t0) / 60 for r in evals if r["top1"] >= threshold), None)
     device = next(r.get("device", "?") for r in rows if r.get("kind") == "start")
     return {"top1": evals[-1]["top1"], "epochs": evals[-1]["epoch"], "minutes": (end["time"] - t0) / 60,
@@ -71,8 +69,8 @@ def run_summary(folder: Path, threshold: float) -> dict:
 def summarise(into: Path, base: str | None, threshold: float) -> None:
     arms = {}
     for arm_dir in sorted(p for p in into.iterdir() if p.is_dir()):
-        seeds = {int(s.name[4:]): run_summary(s, threshold) for s in sorted(arm_dir.glob("seed*"))
-                 if (s / "metrics.jsonl").is_file()}
+        seeds = dict(sorted((int(m.group(1)), run_summary(s, threshold)) for s in arm_dir.iterdir()
+                            if (m := re.fullmatch(r"seed(\d+)", s.name)) and (s / "metrics.jsonl").is_file()))
         if seeds:
             arms[arm_dir.name] = seeds
     if not arms:

@@ -54,7 +54,7 @@ def test_keeps_runs_by_seed_and_compares_arms_paired(tmp_path):
     assert "lever:\n  seed 0: 81.00% after 3 epochs in 3.1 min; 75% at minute 2.0" in threshold
 
 
-@pytest.mark.parametrize("case", ["unfinished", "no_arm", "bad_base", "missing", "not_a_run"])
+@pytest.mark.parametrize("case", ["unfinished", "no_arm", "bad_base", "missing", "not_a_run", "broken_kept"])
 def test_bad_input_is_one_line_and_keeps_nothing_half_done(tmp_path, case):
     kept = tmp_path / "kept"
     good = fake_run(tmp_path / "good", 0, [50.0, 60.0])
@@ -64,12 +64,16 @@ def test_bad_input_is_one_line_and_keeps_nothing_half_done(tmp_path, case):
             "no_arm": ["--keep", str(good)],
             "bad_base": ["--base", "nosuch"],
             "missing": [],
-            "not_a_run": ["--keep", str(tmp_path), "--arm", "plain"]}[case]
+            "not_a_run": ["--keep", str(tmp_path), "--arm", "plain"],
+            "broken_kept": []}[case]
+    if case == "broken_kept":  # a folder put there by hand, not by --keep: its run never ended
+        fake_run(kept / "lever" / "seed3", 3, [40.0], finished=False)
     folder = str(tmp_path / "absent") if case == "missing" else str(kept)
     out = run(folder, *args, ok=False)
     assert "Traceback" not in out.stderr
     # one line names the problem: the last (argparse prints its usage lines above it)
     assert {"unfinished": "has not finished", "no_arm": "--keep needs --arm", "bad_base": "--base nosuch",
-            "missing": "no such folder", "not_a_run": "not a vitkit run folder"}[case] in out.stderr.strip().splitlines()[-1]
+            "missing": "no such folder", "not_a_run": "not a vitkit run folder",
+            "broken_kept": "seed3: not a kept finished run"}[case] in out.stderr.strip().splitlines()[-1]
     assert not (kept / "plain" / "seed1").exists()
     assert (kept / "plain" / "seed0" / "metrics.jsonl").read_text() == before
