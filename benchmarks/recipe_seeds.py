@@ -30,7 +30,7 @@ import yaml  # noqa: E402
 
 from studies.stats import describe, fmt, paired  # noqa: E402
 
-from bench_vs_timm import finished, records  # noqa: E402  (this folder is on sys.path when run as a script)
+from bench_vs_timm import curve, finished, records  # noqa: E402  (this folder is on sys.path when run as a script)
 
 
 def keep(run: Path, arm: str, into: Path) -> Path:
@@ -53,17 +53,16 @@ def keep(run: Path, arm: str, into: Path) -> Path:
 
 def run_summary(folder: Path, threshold: float) -> dict:
     rows = records(folder)
-    if not finished(folder, "vitkit", 0) or not any(r.get("kind") == "start" for r in rows):
+    start = next((r for r in rows if r.get("kind") == "start"), None)
+    if start is None or not finished(folder, "vitkit", 0):
         raise SystemExit(f"recipe_seeds: {folder}: not a kept finished run (no start record, or no 'end' finished)")
-    t0 = next(r["time"] for r in rows if r.get("kind") == "start")
-    end = next(r for r in rows if r.get("kind") == "end")
-    evals = [r for r in rows if r.get("kind") == "epoch" and r.get("top1") is not None]
+    evals = curve(folder)  # (minutes since the start record, top-1) per evaluated epoch
     if not evals:
         raise SystemExit(f"recipe_seeds: {folder}: the run has no evaluated epoch")
-    reached = next(((r["time"] - t0) / 60 for r in evals if r["top1"] >= threshold), None)
-    device = next(r.get("device", "?") for r in rows if r.get("kind") == "start")
-    return {"top1": evals[-1]["top1"], "epochs": evals[-1]["epoch"], "minutes": (end["time"] - t0) / 60,
-            "reached": reached, "device": device}
+    end = next(r for r in rows if r.get("kind") == "end")
+    return {"top1": evals[-1][1], "minutes": (end["time"] - start["time"]) / 60,
+            "epochs": [r["epoch"] for r in rows if r.get("kind") == "epoch" and r.get("top1") is not None][-1],
+            "reached": next((m for m, acc in evals if acc >= threshold), None), "device": start.get("device", "?")}
 
 
 def summarise(into: Path, base: str | None, threshold: float) -> None:
