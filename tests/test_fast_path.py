@@ -253,6 +253,28 @@ def test_precision_and_attention_follow_the_hardware(monkeypatch):
     assert hardware.resolve_attention("sdpa", cpu) is True
 
 
+def test_an_isa_cap_turns_native_bf16_off_and_is_printed(monkeypatch):
+    # benchmarks/as_avx2.sh caps oneDNN at AVX2 on an AVX-512 BF16 machine: /proc/cpuinfo still
+    # lists avx512_bf16, but oneDNN would emulate bf16, so "auto" must pick fp32 and say why.
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}))
+    for var in hardware._ISA_CAPS:
+        monkeypatch.delenv(var, raising=False)
+    assert hardware.resolve_precision("auto", cpu) == "bf16" and "capped" not in hardware.describe_cpu()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert hardware.resolve_precision("auto", cpu) == "fp32"
+    assert "| capped: ONEDNN_MAX_CPU_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 |" in hardware.describe_cpu()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # bf16 dot products still allowed
+    assert hardware.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")  # oneDNN's "no cap"
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX512_CORE")  # the older name counts too, when alone
+    assert hardware.resolve_precision("auto", cpu) == "bf16"  # ONEDNN_ wins over DNNL_, as in oneDNN
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert hardware.resolve_precision("auto", cpu) == "fp32"
+
+
 def test_explicit_and_sdpa_attention_train_alike():
     torch.manual_seed(0)
     a = vitkit.create_model("vit_tiny_patch4_32", num_classes=10, depth=2, pool="mean", class_token=False,

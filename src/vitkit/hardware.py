@@ -7,10 +7,16 @@
 Why it matters: on a CPU with AVX-512 BF16 or AMX a bf16 GEMM runs ~4x an fp32 one; on an AVX2-only
 CPU bf16 is emulated and slower than fp32. So "auto" must follow the hardware, and every speed
 figure must be printed next to these flags (absolute times from different CPUs do not compare).
+
+The trap: /proc/cpuinfo lists what the silicon has, not what the libraries may use. With
+`ONEDNN_MAX_CPU_ISA=AVX2` (how an AVX2-only CPU is stood in for on an AVX-512 one:
+benchmarks/as_avx2.sh) oneDNN's bf16 GEMM falls back to emulation, so "auto" must pick fp32 there,
+and the printed line must say the ISA was capped.
 """
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from pathlib import Path
 
@@ -19,6 +25,12 @@ import torch
 _SHOWN = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"),
           ("avx512_vnni", "VNNI"), ("avx_vnni", "AVX-VNNI"), ("amx_bf16", "AMX-BF16"), ("amx_int8", "AMX-INT8"))
 PRECISIONS = ("auto", "fp32", "bf16")
+# Variables that cap the x86 ISA the math libraries use (oneDNN: convolutions and bf16 GEMM; ATen:
+# element-wise kernels; MKL: fp32 GEMM), printed beside the flags when set.
+_ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+# oneDNN ISA levels without bf16 dot products in hardware (those start at AVX512_CORE_BF16).
+_ONEDNN_BELOW_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                                "AVX512_CORE_VNNI"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,16 +55,26 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def isa_caps() -> dict[str, str]:
+    """The ISA caps set in the environment, e.g. {"ONEDNN_MAX_CPU_ISA": "AVX2"} ("ALL" is no cap)."""
+    caps = {var: os.environ.get(var, "").strip() for var in _ISA_CAPS}
+    return {var: v for var, v in caps.items() if v and v.upper() != "ALL"}
+
+
 def cpu_has_native_bf16() -> bool:
-    """AVX-512 BF16 or AMX: bf16 matrix products in hardware (else they are emulated, slower)."""
-    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    """AVX-512 BF16 or AMX that oneDNN may use: bf16 matrix products in hardware (else emulated, slower)."""
+    # oneDNN reads ONEDNN_MAX_CPU_ISA first and DNNL_MAX_CPU_ISA only when the first is unset.
+    onednn = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"}) and onednn not in _ONEDNN_BELOW_BF16
 
 
 def describe_cpu() -> str:
     """One line to print beside every speed figure."""
     flags = cpu_flags()
     shown = " ".join(label for flag, label in _SHOWN if flag in flags) or "no AVX2"
-    return f"{cpu_model()} | {shown} | {torch.get_num_threads()} threads | torch {torch.__version__}"
+    caps = " ".join(f"{var}={v}" for var, v in isa_caps().items())
+    capped = f" | capped: {caps}" if caps else ""
+    return f"{cpu_model()} | {shown}{capped} | {torch.get_num_threads()} threads | torch {torch.__version__}"
 
 
 def describe_device(device: torch.device) -> str:
