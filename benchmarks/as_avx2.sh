@@ -11,5 +11,9 @@
 # 209.8 GFLOP/s against 121-135 on the AVX2 EPYC, and the speed-run model step ran 1.3-1.5x the
 # EPYC's img/s. So only pairs run under it at equal time compare (a lever against its base),
 # never its absolute minutes or accuracy against a real AVX2 machine's.
+if [ $# -eq 0 ]; then
+  echo "as_avx2.sh: no command given (e.g. benchmarks/as_avx2.sh python benchmarks/cpu_probe.py)" >&2
+  exit 2
+fi
 export MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 exec "$@"
