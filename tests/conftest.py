@@ -13,6 +13,15 @@ CIFAR_TAR = Path(os.environ.get("VITKIT_CIFAR_TAR", ROOT.parent / "shared" / "da
 SAMPLE = ROOT / "src" / "vitkit" / "sample_data" / "cifar10_sample"
 
 
+def pytest_configure(config):
+    """Under pytest-xdist each worker gets its share of the cores for torch's in-process threads:
+    two workers each running two intra-op threads on two cores would fight (oversubscription is
+    slower than either alone). Subprocesses the tests start set their own OMP_NUM_THREADS."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -53,6 +53,10 @@ def _jpeg(path) -> bytes:
     return open(path, "rb").read()
 
 
+def _metric(text, name):
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
 @pytest.fixture(scope="module")
 def images(cifar_small):
     return sorted(str(p) for p in (cifar_small / "test").rglob("*.jpg"))[:20]
@@ -83,9 +87,6 @@ def test_predictions_equal_predict_files(live, images):
 
 
 def test_concurrent_clients_are_batched(live, images):
-    def metric(text, name):
-        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
-
     before = httpx.get(live + "/metrics").text
     results = []
 
@@ -98,9 +99,10 @@ def test_concurrent_clients_are_batched(live, images):
     [t.join() for t in threads]
     assert results == [200] * 16
     after = httpx.get(live + "/metrics").text
-    batches = metric(after, "vitkit_batch_size_count") - metric(before, "vitkit_batch_size_count")
+    batches = _metric(after, "vitkit_batch_size_count") - _metric(before, "vitkit_batch_size_count")
     assert 1 <= batches < 16  # 16 images in fewer forward passes: requests shared batches
-    assert metric(after, 'vitkit_requests_total{status="200"}') >= 16
+    assert _metric(after, 'vitkit_requests_total{status="200"}') >= 16
+    assert _metric(after, "vitkit_requests_in_flight") == 0  # every request answered is off the gauge
 
 
 def _bomb() -> bytes:
@@ -154,7 +156,11 @@ def test_token_is_required_except_for_health(images, tmp_path):
 
 
 def test_sigterm_drains_in_flight_requests(images):
-    with server("--max-wait-ms", "300") as (url, proc):  # requests wait 300 ms for company: in flight at SIGTERM
+    # Requests wait up to 5 s for company (max batch 8 > 4 clients), so all four are held in flight;
+    # SIGTERM goes only once /metrics says the server holds all four. The trap: a fixed sleep before
+    # SIGTERM races the clients' connects on a loaded 2-core runner, and a request not yet accepted
+    # is refused by a draining server — correctly, but the test would call it a lost request.
+    with server("--max-batch", "8", "--max-wait-ms", "5000") as (url, proc):
         codes, errors = [], []
 
         def client(p):
@@ -166,7 +172,10 @@ def test_sigterm_drains_in_flight_requests(images):
 
         threads = [threading.Thread(target=client, args=(p,)) for p in images[:4]]
         [t.start() for t in threads]
-        time.sleep(0.15)
+        deadline = time.monotonic() + 30
+        while _metric(httpx.get(url + "/metrics").text, "vitkit_requests_in_flight") < 4:
+            assert time.monotonic() < deadline, "the four requests never were in flight together"
+            time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
         [t.join() for t in threads]
         # uvicorn drains, then re-raises the signal for the default handler: exit by SIGTERM, not a crash

@@ -130,7 +130,7 @@ def create_app(cfg: ServeConfig):
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse
-    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
     run, transform, labels_of, precision = load_classifier(cfg)
     registry = CollectorRegistry()
@@ -140,6 +140,7 @@ def create_app(cfg: ServeConfig):
     batch_sizes = Histogram("vitkit_batch_size", "images per forward pass", registry=registry,
                             buckets=(1, 2, 4, 8, 16, 32, 64, 128))
     images_total = Counter("vitkit_images", "images classified", registry=registry)
+    in_flight = Gauge("vitkit_requests_in_flight", "/predict requests accepted and not yet answered", registry=registry)
     batcher = DynamicBatcher(lambda x: run(x).float().softmax(dim=-1), cfg.max_batch, cfg.max_wait_ms,
                              on_batch=batch_sizes.observe)
 
@@ -158,11 +159,13 @@ def create_app(cfg: ServeConfig):
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {cfg.token}".encode()):
                 return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
+        if request.url.path != "/predict":
+            return await call_next(request)
         t0 = time.perf_counter()
-        response = await call_next(request)
-        if request.url.path == "/predict":
-            requests.labels(str(response.status_code)).inc()
-            latency.observe(time.perf_counter() - t0)
+        with in_flight.track_inprogress():  # the queue a load balancer or autoscaler watches
+            response = await call_next(request)
+        requests.labels(str(response.status_code)).inc()
+        latency.observe(time.perf_counter() - t0)
         return response
 
     @app.exception_handler(BadRequest)
