@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import grimp
+import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "vitkit"
 
@@ -89,3 +90,21 @@ def test_a_skipped_test_fails_the_run(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
                        capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-1500:]
+
+
+def test_import_and_help_leave_the_heavy_stacks_unloaded():
+    """`import vitkit` and `vitkit --help` (and every command's argument parsing) load torch but not
+    torchvision (whose import pulls in torch._dynamo), matplotlib or the training loop: measured,
+    `vitkit --help` went from 8.3 s to 3.0 s on a 2 GHz Xeon core when these were made lazy
+    (docs/results.md, "Test suite"). A module-level import of them anywhere on that path fails here."""
+    code = ("import sys, vitkit\nfrom vitkit.cli.main import build_parser\nbuild_parser()\n"
+            "print(' '.join(m for m in ('torchvision', 'matplotlib', 'vitkit.training.loop', 'onnx', 'timm')"
+            " if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "", f"loaded at import: {r.stdout.strip()}"
+    import vitkit
+
+    assert vitkit.train.__module__ == "vitkit.training.api" and vitkit.TrainResult.__name__ == "TrainResult"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        vitkit.nope

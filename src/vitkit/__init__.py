@@ -15,8 +15,18 @@ from .factory import create_model
 from .registry import list_models, model_config
 from .deploy import OnnxClassifier, export_onnx
 from .inference.predict import predict_files
-from .training.api import TrainResult, train
 
 __all__ = ["ViTConfig", "VisionTransformer", "DistilledVisionTransformer", "build_model",
            "create_model", "list_models", "model_config", "load_model", "save_model", "export_onnx",
            "OnnxClassifier", "predict_files", "train", "TrainResult", "__version__"]
+
+
+def __getattr__(name: str):
+    """`vitkit.train` and `vitkit.TrainResult` import the training stack (and torchvision's
+    datasets) on first use, so `import vitkit` and every `vitkit` command that does not train
+    start without it."""
+    if name in ("train", "TrainResult"):
+        from .training import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'vitkit' has no attribute {name!r}")

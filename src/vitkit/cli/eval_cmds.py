@@ -37,13 +37,15 @@ def run_eval(args) -> int:
     import torch
 
     from ..parallel import distributed as dist_utils
-    from ..data.folders import ImageFolderSafe, eval_folder
-    from ..inference.evaluate import evaluate, make_eval_loader
-    from ..data.transforms import transform_for
 
     if args.batch_size < 1 or args.workers < 0:
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
     model, device, precision = load_for(args.checkpoint, "auto", args.precision)
+    # the data stack (torchvision, ~3 s of start-up) only once the checkpoint has loaded
+    from ..data.folders import ImageFolderSafe, eval_folder
+    from ..data.transforms import transform_for
+    from ..inference.evaluate import evaluate, make_eval_loader
+
     folder = eval_folder(args.data, args.split)
     if args.knn is not None:  # the head is not used: any class count, any label names
         if not isinstance(model, torch.nn.Module):

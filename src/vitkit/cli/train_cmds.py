@@ -44,10 +44,11 @@ def register(sub) -> None:
 def run_train(args) -> int:
     from ..training.api import FINETUNE_DEFAULTS, apply_resume
     from ..training.config import flag_sets, load_train_config
-    from ..training.loop import train
 
     sets = list(args.set) + flag_sets({flag: getattr(args, flag, None) for flag in FLAGS})
     cfg = load_train_config(args.config, sets, base=FINETUNE_DEFAULTS if args.finetune else None)
     apply_resume(cfg, {"yes": True, "auto": "auto"}.get(args.resume))
+    from ..training.loop import train  # the data stack (torchvision, ~3 s) only once the config holds
+
     train(cfg)
     return 0

@@ -26,7 +26,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from torchvision.transforms import v2 as T
 
 from ..errors import UsageError
 from .batch_augment import BatchAugment
@@ -96,9 +95,9 @@ class TensorSet:
 
 def _decode_transform(kind: str, o: DataOptions, size: int):
     """Deterministic part of the transform, ending in uint8 (C, S, S)."""
-    from .transforms import INTERPOLATIONS
+    from .transforms import interpolation_mode, v2_transforms
 
-    interp = INTERPOLATIONS[o.interpolation]
+    T, interp = v2_transforms(), interpolation_mode(o.interpolation)
     if kind == "val":  # as eval_transform, without the float conversion
         resize = [T.Resize(int(round(size / o.crop_pct)), interpolation=interp, antialias=True), T.CenterCrop(size)]
     elif o.train_crop == "resize":

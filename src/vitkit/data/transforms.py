@@ -6,18 +6,31 @@ the preprocessing a model records (`preprocess_of`), which evaluation, predictio
 from __future__ import annotations
 
 import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2 as T
 
 from ..errors import UsageError
 from .options import IMAGENET_MEAN, IMAGENET_STD, DataOptions
 
-INTERPOLATIONS = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
-           "nearest": InterpolationMode.NEAREST}
+
+def v2_transforms():
+    """torchvision's v2 transforms, imported on first use. The trap: `import torchvision` runs
+    torchvision.ops, which imports torch._dynamo — 3 s of a `vitkit` command's start-up on a
+    2 GHz core (`python -X importtime -m vitkit --help`), paid by every command that never
+    builds a transform (--help, export, a bad argument)."""
+    from torchvision.transforms import v2
+
+    return v2
+
+
+def interpolation_mode(name: str):
+    """torchvision's InterpolationMode for a config name ("bicubic", "bilinear", "nearest")."""
+    from torchvision.transforms import InterpolationMode
+
+    return {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
+            "nearest": InterpolationMode.NEAREST}[name]
 
 
 def train_transform(o: DataOptions, size: int):
-    interp = INTERPOLATIONS[o.interpolation]
+    T, interp = v2_transforms(), interpolation_mode(o.interpolation)
     if o.train_crop == "pad_crop":  # CIFAR recipe: 4-px reflect padding, random 32×32 crop
         crop = [T.Resize(size, interpolation=interp, antialias=True), T.RandomCrop(size, padding=o.pad, padding_mode="reflect")]
     elif o.train_crop == "resize":
@@ -41,13 +54,14 @@ def train_transform(o: DataOptions, size: int):
 
 def eval_transform(size: int, mean, std, crop_pct: float = 0.875, interpolation: str = "bicubic"):
     """Resize the short side to size/crop_pct, centre-crop size × size, normalise."""
-    interp = INTERPOLATIONS[interpolation]
+    T, interp = v2_transforms(), interpolation_mode(interpolation)
     return T.Compose([T.Resize(int(round(size / crop_pct)), interpolation=interp, antialias=True),
                       T.CenterCrop(size), T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)])
 
 
 def batch_mixer(o: DataOptions, num_classes: int):
     """MixUp / CutMix on a batch (torchvision v2); None when both are off. Labels become soft."""
+    T = v2_transforms()
     ops = []
     if o.mixup > 0:
         ops.append(T.MixUp(alpha=o.mixup, num_classes=num_classes))

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig, train_config_from_dict, flag_sets, load_train_config
-from .loop import train as run_training
 from .rng import kept_global_state
 
 FINETUNE_DEFAULTS = ["optim.lr=1e-4", "optim.warmup_epochs=1", "optim.weight_decay=0.05", "model.drop_path_rate=0.1"]
@@ -82,6 +81,8 @@ def train(config: str | Path | dict | None = None, *, data: str | Path | None = 
     if out is not None:
         flags["out"] = str(out)
     cfg = build_config(config, set=set, finetune=finetune, resume=resume, **flags)
+    from .loop import train as run_training  # after the config is checked: a bad one fails before the data stack loads
+
     with kept_global_state():
         last = run_training(cfg)
     return read_result(Path(cfg.run.out), last, cfg)
