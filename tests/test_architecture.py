@@ -95,7 +95,7 @@ def test_a_skipped_test_fails_the_run(tmp_path):
 def test_import_and_help_leave_the_heavy_stacks_unloaded():
     """`import vitkit` and `vitkit --help` (and every command's argument parsing) load torch but not
     torchvision (whose import pulls in torch._dynamo), matplotlib or the training loop: measured,
-    `vitkit --help` went from 8.3 s to 3.0 s on a 2 GHz Xeon core when these were made lazy
+    `vitkit --help` went from 8.3 s to 3.2 s on a 2 GHz Xeon core when these were made lazy
     (docs/results.md, "Test suite"). A module-level import of them anywhere on that path fails here."""
     code = ("import sys, vitkit\nfrom vitkit.cli.main import build_parser\nbuild_parser()\n"
             "print(' '.join(m for m in ('torchvision', 'matplotlib', 'vitkit.training.loop', 'onnx', 'timm')"

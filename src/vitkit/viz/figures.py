@@ -1,7 +1,6 @@
 """matplotlib figures; each function writes one PNG of a fixed pixel size and returns its path."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from ..errors import UsageError  # noqa: E402
+from .metrics_file import read_metrics  # noqa: E402
 
 DPI = 100
 
@@ -86,21 +86,6 @@ def distance_figure(dist: torch.Tensor, out: Path, patch_size: int) -> Path:
     ax.set_title(f"attention distance per head (patch {patch_size})", fontsize=9)
     fig.tight_layout()
     return _save(fig, out)
-
-
-def read_metrics(run: Path) -> list[dict]:
-    path = Path(run) / "metrics.jsonl" if Path(run).is_dir() else Path(run)
-    if not path.is_file():
-        raise UsageError(f"{run}: no metrics.jsonl (is it a vitkit run directory?)")
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise UsageError(f"{path}:{i}: not a JSON line") from None
-    if not rows:
-        raise UsageError(f"{path}: empty, nothing to plot")
-    return rows
 
 
 def curves_figure(runs: list[Path], out: Path, x: str = "epoch") -> Path:

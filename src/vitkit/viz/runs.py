@@ -13,6 +13,7 @@ import yaml
 
 from ..checkpoint.train_state import RUNNING_MARKER
 from ..errors import UsageError
+from .metrics_file import read_metrics
 
 METRICS = {"top1": ("epoch", "top1", "test top-1 (%)"), "loss": ("step", "loss", "training loss"),
            "lr": ("step", "lr", "learning rate")}
@@ -39,7 +40,7 @@ def run_labels(runs: list[Path]) -> list[str]:
 
 def plot_runs(runs: list[Path], out: Path, x: str = "minutes", metric: str = "top1") -> Path:
     """One metric of every run on one axis, labelled by run name; returns the PNG path."""
-    from .figures import _save, plt, read_metrics  # matplotlib on first use: `vitkit --help` need not pay for it
+    from .figures import _save, plt  # matplotlib on first use: `vitkit --help` need not pay for it
 
     if x not in AXES:
         raise UsageError(f"--x {x}: choose one of {', '.join(AXES)}")
@@ -87,8 +88,6 @@ def run_status(run: Path, rows: list[dict]) -> str:
 
 def run_rows(folder: Path) -> list[dict]:
     """One dict per run (a folder with metrics.jsonl) at most two levels under `folder`."""
-    from .figures import read_metrics  # matplotlib on first use: `vitkit --help` need not pay for it
-
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such directory")
     runs = sorted({p.parent for p in [*folder.glob("metrics.jsonl"), *folder.glob("*/metrics.jsonl"),
