@@ -43,7 +43,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_train_state(path: Path, *, model, optimizer, ema, epoch: int, step: int, best_top1: float,
                      class_names: list[str], preprocess: dict, train_config: dict,
                      spent_s: float = 0.0, position: list[int] | None = None, sharded: str | None = None,
-                     tracking: dict | None = None) -> None:
+                     tracking: dict | None = None, few_epochs: dict | None = None) -> None:
     """`sharded`: the DCP folder (beside `path`) that holds weights and optimizer state (FSDP2);
     the file then carries everything else."""
     obj = {"format": TRAIN_FORMAT, "model": model.cfg.to_dict(),
@@ -53,6 +53,7 @@ def save_train_state(path: Path, *, model, optimizer, ema, epoch: int, step: int
            "rng": rng_state(), "epoch": epoch, "step": step, "best_top1": best_top1,
            "class_names": list(class_names), "preprocess": preprocess, "train_config": train_config,
            "tracking": tracking or {},  # the experiment trackers' run ids: a resume continues them
+           "few_epochs": few_epochs,  # training/few_epochs.py's decision, None before it (or off)
            "spent_s": spent_s,  # wall seconds of the run so far (a time budget continues from here)
            # [epoch, batch]: the next batch to train; batch > 0 for a checkpoint written mid-epoch
            "position": list(position) if position is not None else [epoch + 1, 0]}

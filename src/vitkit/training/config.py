@@ -65,6 +65,16 @@ class DistillOptions:
 
 
 @dataclass
+class FewEpochsOptions:
+    # Settings for a run that its time budget gives few epochs (training/few_epochs.py): when
+    # the epochs projected at the pace so far are fewer than `below`, the `options` (from
+    # SWITCHABLE below, e.g. {"model.patch_dropout_end": 0.85}) replace the configured
+    # values for the rest of the run. None: off.
+    below: float | None = None
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
 class RunOptions:
     out: str = "runs/exp"
     seed: int = 0
@@ -96,6 +106,7 @@ class TrainConfig:
     data: DataOptions = field(default_factory=DataOptions)
     optim: OptimOptions = field(default_factory=OptimOptions)
     distill: DistillOptions = field(default_factory=DistillOptions)
+    few_epochs: FewEpochsOptions = field(default_factory=FewEpochsOptions)
     run: RunOptions = field(default_factory=RunOptions)
 
     def to_dict(self) -> dict:
@@ -142,9 +153,12 @@ def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
         raise UsageError(f"{section}.{f.name}: cannot use {value!r} (expected {t})") from None
 
 
+SECTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
 def _update(cfg: TrainConfig, section: str, values: dict, origin: str) -> None:
     if not hasattr(cfg, section) or section.startswith("_"):
-        raise UsageError(f"{origin}: unknown section {section!r} (sections: model, data, optim, distill, run)")
+        raise UsageError(f"{origin}: unknown section {section!r} (sections: {', '.join(SECTIONS)})")
     if not isinstance(values, dict):
         raise UsageError(f"{origin}: section {section!r} must be a mapping")
     obj = getattr(cfg, section)
@@ -178,9 +192,14 @@ RANGES: dict[str, str] = {
     "optim.weight_decay": "[0, inf)", "optim.warmup_epochs": "[0, inf)", "optim.budget_minutes": "(0, inf)",
     "optim.accum_steps": "[1, inf)", "optim.clip_grad": "(0, inf)", "optim.ema_decay": "(0, 1)",
     "optim.layer_decay": "(0, 1]",
-    "distill.alpha": "[0, 1]", "distill.tau": "(0, inf)",
+    "distill.alpha": "[0, 1]", "distill.tau": "(0, inf)", "few_epochs.below": "(0, inf)",
     "run.log_every": "[1, inf)", "run.eval_every": "[1, inf)", "run.max_steps": "[1, inf)",
 }
+
+
+# Options a run may switch part-way (few_epochs.options): the engine reads them at every step
+# (training/engine._begin_step). Others are built into the model, data or optimizer at setup.
+SWITCHABLE = ("data.progressive_end", "model.patch_dropout_end")
 
 
 def in_interval(value: float, interval: str) -> bool:
@@ -233,9 +252,25 @@ def validate(cfg: "TrainConfig") -> None:
         for item in option_value(cfg, key) or []:
             if item not in choices:
                 raise UsageError(f"{key}: {item!r} is not a choice: choose any of {_show(choices)}")
+    _validate_few_epochs(cfg)
     from .checkpointing import parse_every  # late: it imports torch
 
     parse_every(cfg.run.checkpoint_every)
+
+
+def _validate_few_epochs(cfg: "TrainConfig") -> None:
+    """few_epochs.options: switchable keys, each value in its option's range; both or neither set."""
+    fe = cfg.few_epochs
+    if not isinstance(fe.options, dict):
+        raise UsageError(f"few_epochs.options must be a mapping of option: value, got {fe.options!r}")
+    if (fe.below is None) != (not fe.options):
+        raise UsageError("few_epochs needs both below (an epoch count) and options (what to switch), or neither")
+    for key, value in fe.options.items():
+        if key not in SWITCHABLE:
+            raise UsageError(f"few_epochs.options: {key!r} cannot be switched during a run; "
+                             f"switchable: {', '.join(SWITCHABLE)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not in_interval(value, RANGES[key]):
+            raise UsageError(f"few_epochs.options: {key} must be in {RANGES[key]}, got {value!r}")
 
 
 def option_value(cfg: "TrainConfig", key: str) -> Any:

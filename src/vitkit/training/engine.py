@@ -59,10 +59,14 @@ def _begin_step(run: Run, st: EpochStats) -> None:
                   budget_used=run.clock.fraction())
     set_lr(run.optimizer, st.lr)
     progress = run.clock.progress(run.step, run.total_steps)
-    st.size = size_at(cfg.data.progressive, cfg.data.progressive_end, progress, run.size)
-    if cfg.model.patch_dropout_end < 1.0:
-        unwrap(run.model).set_patch_dropout(patch_dropout_at(cfg.model.patch_dropout, cfg.model.patch_dropout_end,
-                                                             progress))
+    if run.few.decide(run.step, run.steps_per_epoch, progress) and run.d.is_main:
+        print(f"vitkit train: {run.few.describe(run.step, run.steps_per_epoch)}", flush=True)
+        run.log.write(kind="few_epochs", step=run.step, short=run.few.short, projected_epochs=run.few.projected,
+                      options=run.few.options if run.few.short else {}, time=time.time())
+    st.size = size_at(cfg.data.progressive, run.few.value(cfg, "data.progressive_end"), progress, run.size)
+    pd_end = run.few.value(cfg, "model.patch_dropout_end")
+    if pd_end < 1.0:
+        unwrap(run.model).set_patch_dropout(patch_dropout_at(cfg.model.patch_dropout, pd_end, progress))
 
 
 def _accumulate(run: Run, st: EpochStats, x, y, micro: int, step_loss: torch.Tensor) -> None:

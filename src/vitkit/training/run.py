@@ -20,6 +20,7 @@ from .budget import Clock
 from .checkpointing import Every
 from .config import TrainConfig
 from .ema import ModelEma
+from .few_epochs import FewEpochs
 from .losses import DistillationLoss
 from .preempt import StopRequest
 from .tracking import Trackers
@@ -70,6 +71,7 @@ class Run:
     preprocess: dict
     log: MetricsLog
     clock: Clock
+    few: FewEpochs  # few_epochs: the settings switched when the budget buys few epochs
     start_epoch: int = 0
     start_batch: int = 0  # the first batch of start_epoch to train (> 0: resumed mid-epoch)
     step: int = 0

@@ -29,6 +29,7 @@ from .budget import Clock, process_start_time
 from .checkpointing import parse_every
 from .config import TrainConfig, save_train_config, validate
 from .ema import ModelEma
+from .few_epochs import FewEpochs
 from .optim import build_optimizer
 from .progressive import check_progressive
 from .resume import drop_metrics_after, resume_config
@@ -86,7 +87,8 @@ def prepare_model(cfg: TrainConfig, d: dist_utils.Dist, resume: dict | None, ini
             print(f"vitkit train: weights from {cfg.model.init}, "
                   f"{'new zero-init head' if new_head else 'head kept (same classes)'}", flush=True)
     model.to(d.device)
-    if cfg.model.patch_dropout_end < 1.0 and not hasattr(model, "set_patch_dropout"):
+    pd_end = min(cfg.model.patch_dropout_end, cfg.few_epochs.options.get("model.patch_dropout_end", 1.0))
+    if pd_end < 1.0 and not hasattr(model, "set_patch_dropout"):
         raise UsageError(f"model.patch_dropout_end: {cfg.model.name} has no PatchDropout to stop (a ViT has)")
     if hasattr(model, "set_attention_impl"):
         model.set_attention_impl(fused)
@@ -108,6 +110,7 @@ def load_state(run: Run, resume: dict) -> None:
     if run.ema is not None and resume.get("ema_state") is not None:
         run.ema.module.load_state_dict(resume["ema_state"])
     (run.start_epoch, run.start_batch), run.step, run.best = resume_position(resume), resume["step"], resume["best_top1"]
+    run.few.restore(resume.get("few_epochs"))
 
 
 def wrap(model: nn.Module, cfg: TrainConfig, d: dist_utils.Dist) -> nn.Module:
@@ -128,7 +131,8 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
     seed_everything(cfg.run.seed)
     src, init_ck = builders.source(cfg)
     size = cfg.model.img_size or src.img_size[0]
-    check_progressive(cfg.data.progressive, cfg.data.progressive_end, size, getattr(src, "patch_size", None))
+    for end in {cfg.data.progressive_end, cfg.few_epochs.options.get("data.progressive_end", cfg.data.progressive_end)}:
+        check_progressive(cfg.data.progressive, end, size, getattr(src, "patch_size", None))
     data, manifest = builders.build_datasets_for(cfg, size)
     model = prepare_model(cfg, d, resume, init_ck, data.classes, size, fused, precision)
     optimizer = build_optimizer(model, o)
@@ -148,6 +152,7 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
               preprocess={"img_size": size, "mean": list(cfg.data.mean), "std": list(cfg.data.std),
                           "crop_pct": cfg.data.crop_pct, "interpolation": cfg.data.interpolation},
               log=MetricsLog(out / "metrics.jsonl", d.is_main), clock=Clock(o.budget_minutes, process_start_time(), spent),
+              few=FewEpochs.from_config(cfg),
               cache_skipped=loaders.cache_skipped, checkpoint_every=parse_every(cfg.run.checkpoint_every),
               fsdp=cfg.run.strategy == "fsdp")
     if resume is not None:
