@@ -3,10 +3,11 @@
     few_epochs: {below: 36, options: {data.progressive_end: 0.7, model.patch_dropout_end: 0.85}}
 
 A budgeted recipe (budget.py) runs on machines that differ 4× in speed, and what pays differs
-with the epochs it gets: in the speed run, a longer 24-px phase and the last 15% on every token
-(no PatchDropout) gained 0.7-1.3 points where the budget bought 20-23 epochs (an fp32 stand-in for
-the AVX2 kind, a slow bf16 VM) and cost 0.47 (the every-token finish alone) at 37 (docs/results.md,
-issue 23). So the run measures what the budget buys, then picks.
+with the epochs it gets: a longer 24-px phase and the last 15% on every token (no PatchDropout)
+gained 0.67 points at 21-23 epochs on an fp32 stand-in for the AVX2 kind and +0.43 ± 0.80 over
+three seeds of the speed run on a slow bf16 VM (20-23 epochs), while the every-token finish alone
+cost 0.47 at 37 (docs/results.md, issue 23). So the run can measure what the budget buys, then
+pick (no recipe sets it yet: those gains are inside the seed spread).
 
 When: at the first point of the run where an option would make a difference, the smallest of
 each option's configured and switched value (0.5 for the pair above: before it both
@@ -15,8 +16,8 @@ schedules are identical), the run projects the epochs the whole budget buys at i
 budget `progress` is `step / total_steps`, so the projection is `optim.epochs` exactly.
 
 The trap: "at the pace so far" is the pace of the cheap early steps (24 px, PatchDropout), so the
-projection runs ~1.2× the epochs the run ends with (kept curves: 24.5-26.7 projected at
-progress 0.5 for 20-23 epochs done; 42-46 for 37-40) — `below` is in projected epochs, and the
+projection runs ~1.2× the epochs the run ends with (kept curves: 22-29 projected at
+progress 0.5 for 20-23 epochs done; 42.6-46.2 for 37-40) — `below` is in projected epochs, and the
 line the run prints gives both. Every rank computes the same value (step and the all-reduced
 clock), and the decision is kept in last.pt: a resumed run goes on with it rather than
 deciding again at another pace.
@@ -56,13 +57,11 @@ class FewEpochs:
         return self.options[key] if self.short and key in self.options else option_value(cfg, key)
 
     def describe(self, step: int, steps_per_epoch: int) -> str:
-        done = step / max(steps_per_epoch, 1)
         what = ", ".join(f"{k}={v:g}" for k, v in self.options.items())
-        if self.short:
-            return (f"few epochs: {done:.1f} epochs done, ~{self.projected:.1f} in the budget at this pace "
-                    f"(< {self.below:g}): {what} from here on")
-        return (f"few epochs: {done:.1f} epochs done, ~{self.projected:.1f} in the budget at this pace "
-                f"(>= {self.below:g}): the configured schedule goes on ({what} not applied)")
+        verdict = (f"(< {self.below:g}): {what} from here on" if self.short else
+                   f"(>= {self.below:g}): the configured schedule goes on ({what} not applied)")
+        return (f"few epochs: {step / max(steps_per_epoch, 1):.1f} epochs done, ~{self.projected:.1f} in the "
+                f"budget at this pace {verdict}")
 
     def state(self) -> dict | None:
         """What last.pt keeps (None: not decided)."""

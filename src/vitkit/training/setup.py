@@ -131,8 +131,7 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
     seed_everything(cfg.run.seed)
     src, init_ck = builders.source(cfg)
     size = cfg.model.img_size or src.img_size[0]
-    for end in {cfg.data.progressive_end, cfg.few_epochs.options.get("data.progressive_end", cfg.data.progressive_end)}:
-        check_progressive(cfg.data.progressive, end, size, getattr(src, "patch_size", None))
+    check_progressive(cfg.data.progressive, cfg.data.progressive_end, size, getattr(src, "patch_size", None))
     data, manifest = builders.build_datasets_for(cfg, size)
     model = prepare_model(cfg, d, resume, init_ck, data.classes, size, fused, precision)
     optimizer = build_optimizer(model, o)
