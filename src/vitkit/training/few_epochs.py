@@ -7,7 +7,9 @@ with the epochs it gets: a longer 24-px phase and the last 15% on every token (n
 gained 0.67 points at 21-23 epochs on an fp32 stand-in for the AVX2 kind and +0.43 ± 0.80 over
 three seeds of the speed run on a slow bf16 VM (20-23 epochs), while the every-token finish alone
 cost 0.47 at 37 (docs/results.md, issue 23). So the run can measure what the budget buys, then
-pick (no recipe sets it yet: those gains are inside the seed spread).
+pick. recipes/cifar10_vit_cpu_60min.yaml sets it (below 36): on a two-core AVX2 stand-in the
+pair gave 80.51% against 79.96% (27 epochs, ~30 projected), and every bf16 60-minute run kept
+projects 46.5 or more, so the bf16 figures keep the schedule they were measured with.
 
 When: at the first point of the run where an option would make a difference, the smallest of
 each option's configured and switched value (0.5 for the pair above: before it both
