@@ -80,3 +80,14 @@ def test_bad_budgets_are_one_line_errors(cifar_small, tmp_path, flags, message):
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_stopped_by_its_clock_saves_the_whole_budget_as_spent():
+    """Its final evaluation can end under the reserve it was given, leaving the clock 0.x s short of
+    the budget: the checkpoint must still say the budget is spent, or --resume trains on."""
+    clock = Clock(1.0, t_start=time.time() - 59.5)  # 59.5 s of a 60-s budget spent
+    clock.synced_s = 60.2  # the projected end (spent + the reserved evaluation) that stopped the run
+    assert clock.exhausted() and clock.spent_s() < 60.0
+    assert clock.spent_to_save() == 60.0
+    assert Clock(1.0, t_start=time.time() - 30.0).spent_to_save() == pytest.approx(30.0, abs=1.0)  # mid-run: as is
+    assert Clock(None, t_start=time.time() - 5.0).spent_to_save() == pytest.approx(5.0, abs=1.0)  # no budget

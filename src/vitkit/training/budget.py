@@ -64,3 +64,11 @@ class Clock:
 
     def exhausted(self) -> bool:
         return self.budget_s is not None and self.synced_s >= self.budget_s
+
+    def spent_to_save(self) -> float:
+        """The seconds a checkpoint records. The trap: a run stops when spent + the reserved final
+        evaluation reach the budget, and that evaluation may then run faster than reserved, so the
+        clock can read a fraction of a second under the budget; a resume would then see time left
+        and train another epoch. A run that stopped by its clock records the whole budget."""
+        spent = self.spent_s()
+        return max(spent, self.budget_s) if self.exhausted() else spent

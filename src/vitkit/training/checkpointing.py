@@ -57,7 +57,7 @@ def write_checkpoint(run, name: str, model, epochs_done: int, position: tuple[in
     path = run.out / name
     state = dict(optimizer=run.optimizer, ema=run.ema, epoch=epochs_done - 1, step=run.step,
                  best_top1=run.best, class_names=run.classes, preprocess=run.preprocess,
-                 train_config=run.cfg.to_dict(), spent_s=run.clock.spent_s(), position=list(position),
+                 train_config=run.cfg.to_dict(), spent_s=run.clock.spent_to_save(), position=list(position),
                  tracking=run.log.trackers.state(), few_epochs=run.few.state())
     try:
         if run.fsdp:  # every rank writes its shards, then rank 0 the file that names them
