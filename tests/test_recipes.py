@@ -10,9 +10,9 @@ import torch
 from vitkit.training import builders
 from vitkit.training.config import load_train_config
 from vitkit.training.few_epochs import FewEpochs
-from vitkit.training.progressive import check_progressive
 
-RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = sorted(RECIPE_DIR.glob("*.yaml"))
 CLASSES = [f"c{i}" for i in range(10)]
 
 
@@ -24,8 +24,7 @@ def test_the_recipes_folder_is_not_empty():
 def test_recipe_loads_and_its_model_runs_at_every_training_size(recipe):
     cfg = load_train_config(recipe)  # validate() inside: ranges, choices, few_epochs keys
     src, init_ck = builders.source(cfg)
-    size = cfg.model.img_size or src.img_size[0]
-    check_progressive(cfg.data.progressive, cfg.data.progressive_end, size, getattr(src, "patch_size", None))
+    size = builders.training_size(cfg, src)  # as `vitkit train` does: progressive sizes checked
     model, _ = builders.build_model(cfg, init_ck, CLASSES, size)
     model.eval()  # PatchDropout off: every size must give (1, classes) logits
     with torch.no_grad():
@@ -48,7 +47,7 @@ def test_recipe_header_gives_the_command_that_runs_it(recipe):
 def test_60min_recipe_switches_only_where_the_hour_buys_few_epochs(projected, short):
     """The projections measured at half time: 30.1 on the AVX2 stand-in (fp32), 46.5 the lowest on
     a bf16 VM (docs/results.md) — the bf16 runs must keep the schedule their figures came from."""
-    cfg = load_train_config(RECIPES[0].parent / "cifar10_vit_cpu_60min.yaml")
+    cfg = load_train_config(RECIPE_DIR / "cifar10_vit_cpu_60min.yaml")
     few = FewEpochs.from_config(cfg)
     assert few.at == cfg.data.progressive_end == 0.5  # before it both schedules are the same
     steps_per_epoch = 195

@@ -27,6 +27,7 @@ from ..parallel.distributed import Dist
 from ..registry import model_config
 from .config import TrainConfig
 from .losses import DistillationLoss
+from .progressive import check_progressive
 
 
 def source(cfg: TrainConfig):
@@ -35,6 +36,14 @@ def source(cfg: TrainConfig):
         ck = read_checkpoint(cfg.model.init)
         return ck.cfg, ck
     return model_config(cfg.model.name), None
+
+
+def training_size(cfg: TrainConfig, src) -> int:
+    """The size the model trains at (the config's, else its architecture's), with the progressive
+    sizes checked against it: one-line errors before any data is decoded."""
+    size = cfg.model.img_size or src.img_size[0]
+    check_progressive(cfg.data.progressive, cfg.data.progressive_end, size, getattr(src, "patch_size", None))
+    return size
 
 
 def wants_new_head(mode: str, ck_classes: list[str] | None, n_ck: int, classes: list[str]) -> bool:

@@ -31,7 +31,6 @@ from .config import TrainConfig, save_train_config, validate
 from .ema import ModelEma
 from .few_epochs import FewEpochs
 from .optim import build_optimizer
-from .progressive import check_progressive
 from .resume import drop_metrics_after, resume_config
 from .rng import seed_everything, set_deterministic
 from ..checkpoint.train_state import RUNNING_MARKER
@@ -130,8 +129,7 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
     set_deterministic(cfg.run.deterministic)
     seed_everything(cfg.run.seed)
     src, init_ck = builders.source(cfg)
-    size = cfg.model.img_size or src.img_size[0]
-    check_progressive(cfg.data.progressive, cfg.data.progressive_end, size, getattr(src, "patch_size", None))
+    size = builders.training_size(cfg, src)
     data, manifest = builders.build_datasets_for(cfg, size)
     model = prepare_model(cfg, d, resume, init_ck, data.classes, size, fused, precision)
     optimizer = build_optimizer(model, o)
