@@ -33,8 +33,8 @@ def _torchrun(*args, nproc: int = 2) -> subprocess.CompletedProcess:
 
 
 def _failure(name: str, r: subprocess.CompletedProcess) -> str:
-    """Both ends of a failed torchrun's stderr: the failing rank's own lines come first, torchrun's
-    summary last (a rare `terminate called without an active exception` in CI showed only the end)."""
+    """Both ends of a failed run's stderr: under torchrun the failing rank's own lines come first and
+    torchrun's summary last (a rare `terminate called without an active exception` in CI showed only the end)."""
     err = r.stderr
     return f"{name}: rc {r.returncode}\n" + (err if len(err) <= 6000 else err[:3000] + "\n[...]\n" + err[-3000:])
 
@@ -87,7 +87,7 @@ def test_sharded_checkpoint_resumes_on_one_process_and_converts(runs, cifar_smal
     shutil.copytree(run, moved)
     r = subprocess.run([sys.executable, "-m", "vitkit", "train", "--out", str(moved), "--resume", "--epochs", "3", "--max-steps", "16",
                         "--no-progress"], capture_output=True, text=True, env=ENV, timeout=300)
-    assert r.returncode == 0, _failure("run", r)
+    assert r.returncode == 0, _failure("resume on one process", r)
     after = torch.load(moved / "last.pt", weights_only=True)
     assert after["step"] == 16 and after["sharded"]
     assert sorted(p.name for p in (moved / after["sharded"]).glob("*.distcp")) == ["__0_0.distcp"]
@@ -106,6 +106,6 @@ def test_fsdp_with_torch_compile_takes_the_same_steps(runs, cifar_small, tmp_pat
     """FSDP2 under torch.compile (inductor on the CPU): the same losses as eager FSDP2."""
     args = [a if a != "12" else "6" for a in COMMON]  # --max-steps 6: compilation is the cost
     r = _torchrun(*args, "--data", cifar_small, "--out", tmp_path / "c", "--strategy", "fsdp", "--compile")
-    assert r.returncode == 0, _failure("run", r)
+    assert r.returncode == 0, _failure("fsdp + compile", r)
     compiled, eager = _losses(tmp_path / "c"), _losses(runs / "fsdp")[:6]
     assert len(compiled) == 6 and max(abs(a - b) for a, b in zip(compiled, eager)) < 1e-4, (compiled, eager)
