@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..errors import UsageError
@@ -180,26 +179,35 @@ def build_tensor_set(ds, kind: str, o: DataOptions, size: int, root: Path, worke
 
 
 # ---- batches ----
+def _reflect(i: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices into [0, n) of positions -pad..n-1+pad under reflect padding (edge not repeated)."""
+    i = i.abs()
+    return torch.where(i > n - 1, 2 * (n - 1) - i, i)
+
+
 def pad_crop_flip(x: torch.Tensor, offsets: torch.Tensor | None, flips: torch.Tensor | None,
                   pad: int) -> torch.Tensor:
     """Per-sample random translation (reflect padding, then a crop at `offsets`) and flip.
 
-    x: (B, C, H, W) float; offsets: (B, 2) int in [0, 2·pad] (row, col); flips: (B,) bool.
-    Equal, image by image, to torchvision's RandomCrop(padding=pad, padding_mode="reflect") at
-    that offset followed by a horizontal flip where `flips` is set.
+    x: (B, C, H, W), any dtype (uint8 from the cache: 4x fewer bytes to move than float);
+    offsets: (B, 2) int in [0, 2·pad] (row, col); flips: (B,) bool. Equal, image by image, to
+    torchvision's RandomCrop(padding=pad, padding_mode="reflect") at that offset followed by a
+    horizontal flip where `flips` is set. One gather: the padding, the crop and the flip are only
+    a source index per output pixel, so nothing padded is materialised (the padded copy and a
+    strided advanced-indexing gather took ~20 ms of a 256-image batch on 2 cores).
     """
     B, C, H, W = x.shape
+    rows = torch.arange(H, device=x.device).expand(B, H)  # (B, H) source row of each output row
+    cols = torch.arange(W, device=x.device).expand(B, W)  # (B, W)
     if offsets is not None and pad > 0:
-        xp = F.pad(x, (pad, pad, pad, pad), mode="reflect")  # (B, C, H + 2p, W + 2p)
-        ar_h = torch.arange(H, device=x.device)
-        ar_w = torch.arange(W, device=x.device)
-        rows = offsets[:, 0, None] + ar_h  # (B, H)
-        cols = offsets[:, 1, None] + ar_w  # (B, W)
-        b = torch.arange(B, device=x.device)[:, None, None]
-        x = xp.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # (B, C, H, W)
+        if pad >= H or pad >= W:
+            raise UsageError(f"data.pad={pad} needs images larger than the padding, got {H}x{W}")
+        rows = _reflect(rows + (offsets[:, :1].to(x.device) - pad), H)
+        cols = _reflect(cols + (offsets[:, 1:].to(x.device) - pad), W)
     if flips is not None:
-        x = torch.where(flips[:, None, None, None], x.flip(-1), x)
-    return x
+        cols = torch.where(flips[:, None].to(x.device), cols.flip(-1), cols)  # flipped after the crop
+    idx = (rows[:, :, None] * W + cols[:, None, :]).view(B, 1, H * W).expand(B, C, H * W)
+    return x.reshape(B, C, H * W).gather(2, idx).view(B, C, H, W)
 
 
 class TensorLoader:
@@ -251,10 +259,10 @@ class TensorLoader:
         offsets, flips, aug = self._table(self.sampler.epoch)
         for s in range(0, len(idx), self.batch_size):
             i = idx[s:s + self.batch_size]
-            x = self.images[i.to(self.device)].float()  # (B, 3, S, S) whole numbers in [0, 255]
+            x = self.images[i.to(self.device)]  # (B, 3, S, S) uint8
             off = offsets[i].to(self.device) if offsets is not None else None
             fl = flips[i].to(self.device) if flips is not None else None
-            x = pad_crop_flip(x, off, fl, self.pad)
+            x = pad_crop_flip(x, off, fl, self.pad).float()  # whole numbers in [0, 255]; crop and flip in uint8
             if self.augment is not None:
                 x = self.augment.after_normalise(self._normalise(self.augment.before_normalise(x, aug, i)), aug, i)
             else:
