@@ -19,7 +19,6 @@ from vitkit.training.loop import train
 from vitkit.training.optim import lr_at
 from vitkit.training.progressive import check_progressive, patch_dropout_at, size_at
 from vitkit.data.cache import pad_crop_flip, use_tensor_path
-from vitkit.data.resize import resize_batch
 
 from test_train import TINY, cli, kill_resume_and_compare, read_metrics
 
@@ -43,23 +42,6 @@ def test_pad_crop_flip_equals_torchvision_per_image():
     assert torch.equal(pad_crop_flip(x, offsets, None, pad=0), x)
     with pytest.raises(UsageError, match="data.pad=8 needs images larger"):
         pad_crop_flip(x, offsets, flips, pad=8)
-
-
-@pytest.mark.parametrize("shape,size", [((5, 3, 32, 32), 24), ((5, 3, 32, 32), 16), ((2, 3, 24, 40), 32),
-                                        ((2, 1, 16, 16), 28), ((3, 3, 32, 32), 32)])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-def test_resize_batch_equals_interpolate(shape, size, dtype):
-    """Progressive resizing as two GEMMs (data/resize.py) against F.interpolate itself: shrinking
-    (antialiased), growing, non-square inputs, and the half-type fallback."""
-    x = (torch.randn(shape, generator=torch.Generator().manual_seed(1)) * 3).to(dtype)  # |x| up to ~13
-    ref_dtype = torch.float32 if dtype == torch.bfloat16 else dtype  # no bf16 antialias kernel on CPU
-    ref = F.interpolate(x.to(ref_dtype), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    out = resize_batch(x, size)
-    assert out.shape == ref.shape and out.dtype == dtype and out.is_contiguous()
-    tol = {torch.float64: 1e-12, torch.float32: 3e-5, torch.bfloat16: 0.07}[dtype]  # a few ulp at |x| ~ 10
-    assert (out.double() - ref.double()).abs().max().item() < tol
-    if x.shape[-2:] == (size, size):
-        assert out is x
 
 
 # ---- choosing the path ----

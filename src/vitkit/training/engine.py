@@ -15,11 +15,11 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..errors import TrainingDiverged
 from ..checkpoint.native import unwrap
-from ..data.resize import resize_batch
 from ..hardware import autocast
 from ..parallel import distributed as dist_utils
 from ..parallel.fsdp import grad_sync
@@ -28,6 +28,13 @@ from .optim import lr_at, set_lr
 from .progressive import patch_dropout_at, size_at
 from .rng import seed_everything, step_seed
 from .run import Run
+
+
+def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) → (B, C, size, size), antialiased when shrinking (progressive resizing)."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 @dataclass
