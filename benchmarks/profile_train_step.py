@@ -61,7 +61,8 @@ def main():
     if args.compile:
         model = torch.compile(model)
     bs = cfg.optim.batch_size
-    sizes = sorted(set(cfg.data.progressive or []) | {model.cfg.img_size[0]})
+    switched = cfg.few_epochs.options.get("data.progressive") or []  # the sizes a short run switches to
+    sizes = sorted(set(cfg.data.progressive or []) | set(switched) | {model.cfg.img_size[0]})
     print(describe_cpu(), "|", precision, "| batch", bs, "| patch_dropout", cfg.model.patch_dropout,
           "| params", f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M", flush=True)
     for size in sizes:

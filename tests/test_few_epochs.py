@@ -1,6 +1,6 @@
 """few_epochs: settings switched once, when the projected epochs fall below a count
-(training/few_epochs.py) — the decision point, the projection, the switched schedule in a real
-run, its survival across --resume, and one-line errors."""
+(training/few_epochs.py) — the decision point (derived or set by `at`), the projection, the
+switched schedule and sizes in a real run, its survival across --resume, and one-line errors."""
 import pytest
 import torch
 
@@ -43,6 +43,27 @@ def test_a_long_budget_keeps_the_configured_schedule_and_off_means_off():
     off = FewEpochs.from_config(_cfg())
     assert not off.decide(step=10, steps_per_epoch=100, progress=0.9) and off.state() is None
     assert off.value(_cfg(), "model.patch_dropout_end") == 1.0
+
+
+def test_an_explicit_point_decides_there_and_can_switch_the_sizes():
+    """data.progressive differs from the first step on: the run decides at `at`, from the pace
+    of the configured sizes so far, and trains at the switched sizes from there."""
+    sets = ["data.progressive=[24, 32]", "few_epochs.below=36", "few_epochs.at=0.05",
+            "few_epochs.options={data.progressive: [16, 24, 32]}"]
+    few = FewEpochs.from_config(_cfg(*sets))
+    assert few.at == 0.05
+    assert not few.decide(step=60, steps_per_epoch=195, progress=0.049)
+    assert few.value(_cfg(*sets), "data.progressive") == [24, 32]  # undecided: as configured
+    assert few.decide(step=293, steps_per_epoch=195, progress=0.05)  # 1.5 epochs at 5%: ~30 in all
+    assert few.short and few.projected == pytest.approx(30.05, abs=0.01)
+    assert few.value(_cfg(*sets), "data.progressive") == [16, 24, 32]
+    assert "data.progressive=[16, 24, 32] from here on" in few.describe(293, 195)
+    fast = FewEpochs.from_config(_cfg(*sets))
+    assert fast.decide(step=468, steps_per_epoch=195, progress=0.05) and fast.short is False  # ~48
+    assert fast.value(_cfg(*sets), "data.progressive") == [24, 32]
+    # `at` later than where a numeric option differs: the decision waits for `at`
+    late = FewEpochs.from_config(_cfg("few_epochs.below=30", "few_epochs.at=0.6", f"few_epochs.options={PAIR}"))
+    assert late.at == 0.6 and not late.decide(step=500, steps_per_epoch=100, progress=0.55)
 
 
 def test_restore_keeps_the_decision():
@@ -99,6 +120,26 @@ def test_a_run_switches_its_schedule_when_its_epochs_are_few(cifar_small, tmp_pa
     assert torch.load(out / "last.pt", weights_only=True)["few_epochs"]["short"] is short
 
 
+@pytest.mark.parametrize("below, short", [(5, True), (3, False)])
+def test_a_short_run_switches_its_sizes_at_the_point_it_decides(cifar_small, tmp_path, below, short):
+    """4 epochs of 9 steps; configured 16 px to 0.5 then 32; decided at 0.1 (the start of step 5):
+    short switches to [8, 16, 32] — 8 px to 0.25, 16 to 0.5 — from step 5 on."""
+    out = tmp_path / "r"
+    cfg = load_train_config(None, TINY + PROGRESSIVE + [
+        f"data.path={cifar_small}", f"run.out={out}", "optim.epochs=4", f"few_epochs.below={below}",
+        "few_epochs.at=0.1", "few_epochs.options={data.progressive: [8, 16, 32]}"])
+    train(cfg)
+    rows = read_metrics(out)
+    [decision] = [r for r in rows if r["kind"] == "few_epochs"]
+    assert decision["step"] == 4 and decision["short"] is short  # progress 4/36 ≥ 0.1 > 3/36
+    assert decision["options"] == ({"data.progressive": [8, 16, 32]} if short else {})
+    sizes = [r["size"] for r in rows if r["kind"] == "step"]
+    configured = [16 if (s - 1) / 36 < 0.5 else 32 for s in range(1, 37)]
+    switched = [16] * 4 + [8 if (s - 1) / 36 < 0.25 else 16 if (s - 1) / 36 < 0.5 else 32 for s in range(5, 37)]
+    assert sizes == (switched if short else configured)
+    assert 8 in sizes if short else 8 not in sizes
+
+
 def test_a_resumed_run_goes_on_with_the_decision_it_took(cifar_small, tmp_path):
     """Decided short at 4 epochs (below 5), stopped after 3, resumed with 8 epochs: a new
     decision would now say long (8 >= 5); the kept one stays short."""
@@ -129,6 +170,17 @@ def test_a_resumed_run_goes_on_with_the_decision_it_took(cifar_small, tmp_path):
     (["few_epochs.befor=20"], "unknown option few_epochs.befor"),
     (["data.progressive=[16, 32]", "few_epochs.below=20",
       "few_epochs.options={data.progressive_end: 0}"], "data.progressive_end must be in (0, 1], got 0"),
+    (["few_epochs.below=20", "few_epochs.options={data.progressive: [16, 32]}"],
+     "switches data.progressive, whose sizes differ from the first step on: set few_epochs.at"),
+    (["few_epochs.below=20", "few_epochs.at=0.1", "few_epochs.options={data.progressive: 16}"],
+     "few_epochs.options: data.progressive must be a list of sizes, got 16"),
+    (["few_epochs.below=20", "few_epochs.at=0.1", "few_epochs.options={data.progressive: [18, 32]}"],
+     "few_epochs.options: data.progressive size 18 is not a positive multiple of the patch size 4"),
+    (["few_epochs.below=20", "few_epochs.at=0.1", "few_epochs.options={data.progressive: [16, 24]}"],
+     "few_epochs.options: data.progressive must end at the training size 32, got [16, 24]"),
+    (["few_epochs.below=20", "few_epochs.at=1.5", f"few_epochs.options={PAIR}"],
+     "few_epochs.at must be in (0, 1), got 1.5"),
+    (["few_epochs.at=0.1"], "few_epochs.at needs below and options"),
 ])
 def test_bad_few_epochs_settings_are_one_line_errors(cifar_small, tmp_path, sets, message):
     r = cli("train", "--data", cifar_small, "--out", tmp_path / "r", *[a for s in TINY + sets for a in ("--set", s)])

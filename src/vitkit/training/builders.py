@@ -41,8 +41,12 @@ def source(cfg: TrainConfig):
 def training_size(cfg: TrainConfig, src) -> int:
     """The size the model trains at (the config's, else its architecture's), with the progressive
     sizes checked against it: one-line errors before any data is decoded."""
-    size = cfg.model.img_size or src.img_size[0]
-    check_progressive(cfg.data.progressive, cfg.data.progressive_end, size, getattr(src, "patch_size", None))
+    size, patch = cfg.model.img_size or src.img_size[0], getattr(src, "patch_size", None)
+    check_progressive(cfg.data.progressive, cfg.data.progressive_end, size, patch)
+    switched = cfg.few_epochs.options
+    if "data.progressive" in switched:  # the sizes a short run switches to (few_epochs.py)
+        check_progressive(switched["data.progressive"], switched.get("data.progressive_end", cfg.data.progressive_end),
+                          size, patch, name="few_epochs.options: data.progressive")
     return size
 
 

@@ -72,6 +72,9 @@ class FewEpochsOptions:
     # values for the rest of the run. None: off.
     below: float | None = None
     options: dict = field(default_factory=dict)
+    # The progress at which to decide. None: the first point where an option would make a
+    # difference — needed for data.progressive, whose sizes differ from the first step on.
+    at: float | None = None
 
 
 @dataclass
@@ -193,13 +196,14 @@ RANGES: dict[str, str] = {
     "optim.accum_steps": "[1, inf)", "optim.clip_grad": "(0, inf)", "optim.ema_decay": "(0, 1)",
     "optim.layer_decay": "(0, 1]",
     "distill.alpha": "[0, 1]", "distill.tau": "(0, inf)", "few_epochs.below": "(0, inf)",
+    "few_epochs.at": "(0, 1)",
     "run.log_every": "[1, inf)", "run.eval_every": "[1, inf)", "run.max_steps": "[1, inf)",
 }
 
 
 # Options a run may switch part-way (few_epochs.options): the engine reads them at every step
 # (training/engine._begin_step). Others are built into the model, data or optimizer at setup.
-SWITCHABLE = ("data.progressive_end", "model.patch_dropout_end")
+SWITCHABLE = ("data.progressive", "data.progressive_end", "model.patch_dropout_end")
 
 
 def in_interval(value: float, interval: str) -> bool:
@@ -259,18 +263,32 @@ def validate(cfg: "TrainConfig") -> None:
 
 
 def _validate_few_epochs(cfg: "TrainConfig") -> None:
-    """few_epochs.options: switchable keys, each value in its option's range; both or neither set."""
+    """few_epochs.options: switchable keys, each value in its option's range (sizes for
+    data.progressive, with `at` set); both below and options or neither."""
     fe = cfg.few_epochs
     if not isinstance(fe.options, dict):
         raise UsageError(f"few_epochs.options must be a mapping of option: value, got {fe.options!r}")
     if (fe.below is None) != (not fe.options):
         raise UsageError("few_epochs needs both below (an epoch count) and options (what to switch), or neither")
+    if fe.at is not None and fe.below is None:
+        raise UsageError("few_epochs.at needs below and options: there is nothing to decide")
     for key, value in fe.options.items():
         if key not in SWITCHABLE:
             raise UsageError(f"few_epochs.options: {key!r} cannot be switched during a run; "
                              f"switchable: {', '.join(SWITCHABLE)}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not in_interval(value, RANGES[key]):
+        if key == "data.progressive":
+            # sizes against the patch and the training size: builders.training_size, with the model
+            if not isinstance(value, list) or not value or not all(_is_int(s) for s in value):
+                raise UsageError(f"few_epochs.options: data.progressive must be a list of sizes, got {value!r}")
+            if fe.at is None:
+                raise UsageError("few_epochs.options switches data.progressive, whose sizes differ from the "
+                                 "first step on: set few_epochs.at, the progress to decide at (e.g. 0.05)")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not in_interval(value, RANGES[key]):
             raise UsageError(f"few_epochs.options: {key} must be in {RANGES[key]}, got {value!r}")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def option_value(cfg: "TrainConfig", key: str) -> Any:

@@ -63,7 +63,8 @@ def _begin_step(run: Run, st: EpochStats) -> None:
         print(f"vitkit train: {run.few.describe(run.step, run.steps_per_epoch)}", flush=True)
         run.log.write(kind="few_epochs", step=run.step, short=run.few.short, projected_epochs=run.few.projected,
                       options=run.few.options if run.few.short else {}, time=time.time())
-    st.size = size_at(cfg.data.progressive, run.few.value(cfg, "data.progressive_end"), progress, run.size)
+    st.size = size_at(run.few.value(cfg, "data.progressive"), run.few.value(cfg, "data.progressive_end"),
+                      progress, run.size)
     pd_end = run.few.value(cfg, "model.patch_dropout_end")
     if pd_end < 1.0:
         unwrap(run.model).set_patch_dropout(patch_dropout_at(cfg.model.patch_dropout, pd_end, progress))

@@ -1,28 +1,33 @@
 """Settings for a run that its time budget gives few epochs, switched once by the clock.
 
+    few_epochs: {below: 40, at: 0.05, options: {data.progressive: [16, 24, 32]}}
     few_epochs: {below: 36, options: {data.progressive_end: 0.7, model.patch_dropout_end: 0.85}}
 
 A budgeted recipe (budget.py) runs on machines that differ 4× in speed, and what pays differs
-with the epochs it gets: a longer 24-px phase and the last 15% on every token (no PatchDropout)
-gained 0.67 points at 21-23 epochs on an fp32 stand-in for the AVX2 kind and +0.43 ± 0.80 over
-three seeds of the speed run on a slow bf16 VM (20-23 epochs), while the every-token finish alone
-cost 0.47 at 37 (docs/results.md, issue 23). So the run can measure what the budget buys, then
-pick. recipes/cifar10_vit_cpu_60min.yaml sets it (below 36): on a two-core AVX2 stand-in the
-pair gave 80.51% against 79.96% (27 epochs, ~30 projected), and every bf16 60-minute run kept
-projects 46.5 or more, so the bf16 figures keep the schedule they were measured with.
+with the epochs it gets. On an fp32 stand-in for the AVX2 kind (27-28 epochs in the 60-minute
+recipe) a 16-px first quarter buys ~38 epochs instead (16 px is ~2× the img/s of 24 px) and gave
+81.83% against plain's 79.96-80.13%; on bf16 machines the hour already buys 39-88 epochs and the
+figures were measured without it. So the run measures what the budget buys, then picks
+(recipes/cifar10_vit_cpu_60min.yaml; docs/results.md, issue 23). The second form, a longer
+24-px phase and an every-token finish, was that recipe's switch before (+0.08 ± 0.67 points over
+two pairs: no measured gain).
 
-When: at the first point of the run where an option would make a difference, the smallest of
-each option's configured and switched value (0.5 for the pair above: before it both
+When: at `at`, else at the first point of the run where an option would make a difference, the
+smallest of each option's configured and switched value (0.5 for the pair above: before it both
 schedules are identical), the run projects the epochs the whole budget buys at its pace so far,
-`step / steps_per_epoch / progress`, and decides once, for the rest of the run. Without a
-budget `progress` is `step / total_steps`, so the projection is `optim.epochs` exactly.
+`step / steps_per_epoch / progress`, and decides once, for the rest of the run. Sizes
+(`data.progressive`) differ from the first step on, so they need `at`: the steps before it run at
+the configured sizes (24 px above), and a short run takes the switched sizes from there (16 px to
+0.25). Without a budget `progress` is `step / total_steps`, so the projection is `optim.epochs`.
 
-The trap: "at the pace so far" is the pace of the cheap early steps (24 px, PatchDropout), so the
-projection runs ~1.2× the epochs the run ends with (kept curves: 22-29 projected at
-progress 0.5 for 20-23 epochs done; 42.6-46.2 for 37-40) — `below` is in projected epochs, and the
-line the run prints gives both. Every rank computes the same value (step and the all-reduced
-clock), and the decision is kept in last.pt: a resumed run goes on with it rather than
-deciding again at another pace.
+The trap: "at the pace so far" is the pace of the cheap early steps (small images, PatchDropout),
+and before 2-3% the decoding of the data weighs in; so the projection is not the epochs the run
+ends with (kept curves at progress 0.05: 26-37 projected for 27-28 epochs done on the AVX2
+stand-in, 45-57 for 39-42 on the slower bf16 VMs, 88-111 for 69-88 on the AMX Xeon; at 0.5:
+22-29 for 20-23, 42.6-46.2 for 37-40) — `below` is in projected epochs, and the line the run
+prints gives both. Every rank
+computes the same value (step and the all-reduced clock), and the decision is kept in last.pt:
+a resumed run goes on with it rather than deciding again at another pace.
 """
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ from .config import SWITCHABLE, TrainConfig, option_value
 @dataclass
 class FewEpochs:
     below: float | None  # None: off
-    options: dict  # {"model.patch_dropout_end": 0.85, ...}: keys from config.SWITCHABLE
+    options: dict  # {"model.patch_dropout_end": 0.85, "data.progressive": [16, 24, 32]}: config.SWITCHABLE
     at: float  # the progress at which the decision is taken
     short: bool | None = None  # None: not decided yet
     projected: float | None = None  # epochs the budget buys, at the pace when decided
@@ -42,7 +47,10 @@ class FewEpochs:
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> "FewEpochs":
         fe = cfg.few_epochs
-        at = min((min(float(option_value(cfg, k)), float(v)) for k, v in fe.options.items()), default=1.0)
+        if fe.at is not None:
+            at = float(fe.at)
+        else:  # config.validate: data.progressive, which differs from the start, comes with `at`
+            at = min((min(float(option_value(cfg, k)), float(v)) for k, v in fe.options.items()), default=1.0)
         return cls(below=fe.below, options=dict(fe.options), at=at)
 
     def decide(self, step: int, steps_per_epoch: int, progress: float) -> bool:
@@ -59,7 +67,7 @@ class FewEpochs:
         return self.options[key] if self.short and key in self.options else option_value(cfg, key)
 
     def describe(self, step: int, steps_per_epoch: int) -> str:
-        what = ", ".join(f"{k}={v:g}" for k, v in self.options.items())
+        what = ", ".join(f"{k}={v if isinstance(v, list) else format(v, 'g')}" for k, v in self.options.items())
         verdict = (f"(< {self.below:g}): {what} from here on" if self.short else
                    f"(>= {self.below:g}): the configured schedule goes on ({what} not applied)")
         return (f"few epochs: {step / max(steps_per_epoch, 1):.1f} epochs done, ~{self.projected:.1f} in the "

@@ -14,17 +14,19 @@ from __future__ import annotations
 from ..errors import UsageError
 
 
-def check_progressive(sizes: list[int] | None, end: float, final_size: int, patch: int | None) -> None:
-    """One-line errors for sizes a model cannot take, before any work starts."""
+def check_progressive(sizes: list[int] | None, end: float, final_size: int, patch: int | None,
+                      name: str = "data.progressive") -> None:
+    """One-line errors for sizes a model cannot take, before any work starts (`name`: where the
+    sizes were set)."""
     if not sizes:
         return
     if not 0.0 < end <= 1.0:
         raise UsageError(f"data.progressive_end must be in (0, 1], got {end}")
     for s in sizes:
         if s <= 0 or (patch and s % patch):
-            raise UsageError(f"data.progressive size {s} is not a positive multiple of the patch size {patch}")
+            raise UsageError(f"{name} size {s} is not a positive multiple of the patch size {patch}")
     if sizes[-1] != final_size:
-        raise UsageError(f"data.progressive must end at the training size {final_size}, got {sizes}")
+        raise UsageError(f"{name} must end at the training size {final_size}, got {sizes}")
 
 
 def size_at(sizes: list[int] | None, end: float, progress: float, final_size: int) -> int:
