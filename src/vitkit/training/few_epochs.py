@@ -5,9 +5,10 @@
 
 A budgeted recipe (budget.py) runs on machines that differ 4× in speed, and what pays differs
 with the epochs it gets. On an fp32 stand-in for the AVX2 kind (27-28 epochs in the 60-minute
-recipe) a 16-px first quarter buys ~38 epochs instead (16 px is ~2× the img/s of 24 px) and gave
-81.83% against plain's 79.96-80.13%; on bf16 machines the hour already buys 39-88 epochs and the
-figures were measured without it. So the run measures what the budget buys, then picks
+recipe) a 16-px first quarter buys 36-39 epochs instead (16 px is ~2× the img/s of 24 px) and
+gave 81.63 ± 0.28% over two seeds against plain's 80.04 ± 0.12 (80.89%, one seed, as the recipe
+switches it at 5%); on bf16 machines the hour already buys 39-88 epochs and the figures were
+measured without it. So the run measures what the budget buys, then picks
 (recipes/cifar10_vit_cpu_60min.yaml; docs/results.md, issue 23). The second form, a longer
 24-px phase and an every-token finish, was that recipe's switch before (+0.08 ± 0.67 points over
 two pairs: no measured gain).
@@ -25,9 +26,9 @@ and before 2-3% the decoding of the data weighs in; so the projection is not the
 ends with (kept curves at progress 0.05: 26-37 projected for 27-28 epochs done on the AVX2
 stand-in, 45-57 for 39-42 on the slower bf16 VMs, 88-111 for 69-88 on the AMX Xeon; at 0.5:
 22-29 for 20-23, 42.6-46.2 for 37-40) — `below` is in projected epochs, and the line the run
-prints gives both. Every rank
-computes the same value (step and the all-reduced clock), and the decision is kept in last.pt:
-a resumed run goes on with it rather than deciding again at another pace.
+prints gives both. Every rank computes the same value (step and the all-reduced clock), and the
+decision is kept in last.pt: a resumed run goes on with it rather than deciding again at another
+pace.
 """
 from __future__ import annotations
 
