@@ -4,14 +4,14 @@
     few_epochs: {below: 36, options: {data.progressive_end: 0.7, model.patch_dropout_end: 0.85}}
 
 A budgeted recipe (budget.py) runs on machines that differ 4× in speed, and what pays differs
-with the epochs it gets. On an fp32 stand-in for the AVX2 kind (27-28 epochs in the 60-minute
+with the epochs it gets. On an fp32 stand-in for the AVX2 kind (27-29 epochs in the 60-minute
 recipe) a 16-px first quarter buys 36-39 epochs instead (16 px is ~2× the img/s of 24 px) and
 gave 81.63 ± 0.28% over two seeds against plain's 80.04 ± 0.12 (81.34 ± 0.60 over three, as the
-recipe switches it at 5%, against plain's 79.99 ± 0.12: +1.35 ± 0.62 paired); on bf16 machines the hour already buys 39-88 epochs and the figures were
-measured without it. So the run measures what the budget buys, then picks
-(recipes/cifar10_vit_cpu_60min.yaml; docs/results.md, issue 23). The second form, a longer
-24-px phase and an every-token finish, was that recipe's switch before (+0.08 ± 0.67 points over
-two pairs: no measured gain).
+recipe switches it at 5%, against plain's 79.99 ± 0.12: +1.35 ± 0.62 paired); on bf16 machines
+the hour already buys 39-88 epochs and the figures were measured without it. So the run
+measures what the budget buys, then picks (recipes/cifar10_vit_cpu_60min.yaml;
+docs/results.md, issue 23). The second form, a longer 24-px phase and an every-token finish,
+was that recipe's switch before (-0.11 ± 0.57 points over three pairs: no measured gain).
 
 When: at `at`, else at the first point of the run where an option would make a difference, the
 smallest of each option's configured and switched value (0.5 for the pair above: before it both
