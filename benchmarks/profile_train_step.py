@@ -3,6 +3,8 @@
     python benchmarks/profile_train_step.py --recipe recipes/cifar10_speedrun_cpu.yaml
     python benchmarks/profile_train_step.py --no-profile \
         --set 'model.overrides={depth: 6, mlp_ratio: 2.0, pool: mean, class_token: false, pos_embed: sincos}'  # no stem
+    python benchmarks/profile_train_step.py --no-profile --channels-last \
+        --set model.name=resnet18_cifar_w32 --set 'model.overrides={width: 16}'  # a CNN teacher, NHWC
     # prints img/s of forward+backward+AdamW at each size the recipe trains at (progressive sizes,
     # PatchDropout as configured), GFLOP/s from the model's matmul count, and (unless
     # --no-profile) the top ops by self CPU time: matmuls vs everything else.
@@ -32,7 +34,8 @@ def build(cfg):
     model = create_model(cfg.model.name, drop_path_rate=cfg.model.drop_path_rate,
                          patch_dropout=cfg.model.patch_dropout, **overrides).train()
     dev = torch.device("cpu")
-    model.set_attention_impl(resolve_attention(cfg.run.attention, dev))
+    if hasattr(model, "set_attention_impl"):  # a ViT; a CNN teacher (resnet18_cifar_w32, ...) has none
+        model.set_attention_impl(resolve_attention(cfg.run.attention, dev))
     return model, build_optimizer(model, cfg.optim), DistillationLoss("none", None, label_smoothing=0.1)
 
 
@@ -54,19 +57,24 @@ def main():
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (compile time printed apart)")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="model and batches in channels-last memory format (the conv stem's layout for oneDNN)")
     args = ap.parse_args()
     cfg = load_train_config(args.recipe, args.set)
     precision = resolve_precision(cfg.run.precision, torch.device("cpu"))
     model, opt, crit = build(cfg)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
     if args.compile:
         model = torch.compile(model)
     bs = cfg.optim.batch_size
     switched = cfg.few_epochs.options.get("data.progressive") or []  # the sizes a short run switches to
     sizes = sorted(set(cfg.data.progressive or []) | set(switched) | {model.cfg.img_size[0]})
-    print(describe_cpu(), "|", precision, "| batch", bs, "| patch_dropout", cfg.model.patch_dropout,
+    layout = "channels-last" if args.channels_last else "contiguous"
+    print(describe_cpu(), "|", precision, "|", layout, "| batch", bs, "| patch_dropout", cfg.model.patch_dropout,
           "| params", f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M", flush=True)
     for size in sizes:
-        x, y = torch.randn(bs, 3, size, size), torch.randint(0, 10, (bs,))
+        x, y = torch.randn(bs, 3, size, size).to(memory_format=fmt), torch.randint(0, 10, (bs,))
         one = make_step(model, opt, crit, x, y, precision)
         t0 = time.perf_counter()
         for _ in range(2):

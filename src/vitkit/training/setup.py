@@ -85,7 +85,7 @@ def prepare_model(cfg: TrainConfig, d: dist_utils.Dist, resume: dict | None, ini
         if init_ck is not None and d.is_main:
             print(f"vitkit train: weights from {cfg.model.init}, "
                   f"{'new zero-init head' if new_head else 'head kept (same classes)'}", flush=True)
-    model.to(d.device)
+    builders.conv_layout(model.to(d.device))  # a CNN trains channels-last (run.strategy=fsdp refuses CNNs)
     pd_end = min(cfg.model.patch_dropout_end, cfg.few_epochs.options.get("model.patch_dropout_end", 1.0))
     if pd_end < 1.0 and not hasattr(model, "set_patch_dropout"):
         raise UsageError(f"model.patch_dropout_end: {cfg.model.name} has no PatchDropout to stop (a ViT has)")
