@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_model, model_from_checkpoint, read_checkpoint
+from ..config import CNNConfig
 from ..data.batch_augment import BatchAugment
 from ..data.cache import TensorLoader, build_tensor_set, use_tensor_path
 from ..data.folders import Data, ImageFolderSafe, eval_folder
@@ -20,7 +21,6 @@ from ..data.samplers import RankSampler, make_loader
 from ..data.sources import build_datasets, data_root
 from ..data.shards import (ShardLoader, ShardStream, eval_shards, expand_shards, is_shard_spec, read_manifest,
                            shard_eval_loader)
-from ..config import CNNConfig
 from ..data.transforms import eval_transform, train_transform
 from ..errors import UsageError
 from ..factory import create_model
@@ -80,11 +80,11 @@ def build_model(cfg: TrainConfig, init_ck, classes: list[str], size: int) -> tup
 def conv_layout(model: nn.Module) -> nn.Module:
     """A CNN (a ResNet teacher) in channels-last memory, in place; a ViT as it is.
 
-    oneDNN's convolutions run NHWC: a width-16 CIFAR ResNet-18's training step took 1.26–1.52×
-    less time channels-last on 2 AVX2 cores, while the ViT's only convolutions (patch embedding,
-    conv stem) gained nothing (0.96–1.01×; docs/results.md, "Channels-last"). The weights alone are
-    enough: a convolution runs channels-last when its input *or* its weight is, and its output
-    keeps that layout, so batches need no conversion. Checkpoints stay contiguous
+    oneDNN's convolutions run NHWC: a width-16 CIFAR ResNet-18 trained 1.26–1.52× the images per
+    second channels-last on 2 AVX2 cores, while the ViT's only convolutions (patch embedding, conv
+    stem) gained nothing (0.96–1.01×; docs/results.md, "Channels-last buys nothing either"). The
+    weights alone are enough: a convolution runs channels-last when its input *or* its weight is,
+    and its output keeps that layout, so batches need no conversion. Checkpoints stay contiguous
     (checkpoint/native.py copies every tensor with .contiguous()).
     """
     if isinstance(getattr(model, "cfg", None), CNNConfig):
