@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UsageError
 
 
 def read_torch_file(path: Path) -> Any:
@@ -76,14 +76,50 @@ def _umask() -> int:
     return mask
 
 
+def _blocker(target: Path) -> str | None:
+    """Why nothing can be written at `target` (a folder or file to create), or None: the nearest
+    part of it that exists must be a folder this process can write in."""
+    for q in (target, *target.parents):
+        if q.exists():
+            if not q.is_dir():
+                return f"{q} is a file, not a folder"
+            if not os.access(q, os.W_OK | os.X_OK):
+                return f"{q} is not writable"
+            return None
+    return None
+
+
+def check_out_folder(folder: str | Path, flag: str) -> None:
+    """Fail before any work when `folder` cannot be created or written in, with a UsageError that
+    names the part of the path in the way (`--out runs/x/y: runs/x is a file, not a folder`)."""
+    why = _blocker(Path(folder))
+    if why:
+        raise UsageError(f"{flag} {folder}: {why}")
+
+
+def check_out_file(path: str | Path, flag: str) -> None:
+    """As check_out_folder, for a file to write: its folder must be usable and it not a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; give a file name")
+    why = _blocker(path.parent)
+    if why:
+        raise UsageError(f"{flag} {path}: {why}")
+
+
 def atomic_write(path: Path, write) -> None:
     """Write through `write(tmp_path)` into a temporary file beside `path`, fsync, then rename.
 
     A process killed at any moment leaves either the old file or the new one, never a partial one.
+    An OSError is raised again with `path` as its filename: the temporary name means nothing to a user.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        # mkdir through a file says "Not a directory" or "File exists": say which part is the file.
+        raise OSError(e.errno, _blocker(path.parent) or e.strerror or str(e), str(path)) from e
     os.close(fd)
     try:
         write(tmp)
@@ -98,6 +134,12 @@ def atomic_write(path: Path, write) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if e.filename != tmp or e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from e  # same subclass (errno), the user's name
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

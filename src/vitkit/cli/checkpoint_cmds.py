@@ -1,6 +1,7 @@
 """`vitkit convert SRC DST --to vitkit|timm|hf|jax`."""
 from __future__ import annotations
 
+from ..checkpoint.io import check_out_file, check_out_folder
 from ..checkpoint.load import FORMATS, convert
 
 
@@ -21,6 +22,8 @@ def run(args) -> int:
         overrides["img_size"] = tuple(args.img_size) if len(args.img_size) == 2 else args.img_size[0]
     if args.num_heads:
         overrides["num_heads"] = args.num_heads
+    # vitkit and hf write a folder, timm and jax one file
+    (check_out_folder if args.to in ("vitkit", "hf") else check_out_file)(args.dst, "DST")
     out = convert(args.src, args.dst, to=args.to, **overrides)
     print(f"wrote {args.to} checkpoint to {out}")
     return 0

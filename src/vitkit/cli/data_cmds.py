@@ -22,11 +22,13 @@ def register(sub) -> None:
 
 def run_shards(args) -> int:
     from ..data.folders import resolve_data_root
+    from ..checkpoint.io import check_out_folder
     from ..data.shards import parse_size, write_shards
 
     root = resolve_data_root(args.data)
     if not root.is_dir():
         raise UsageError(f"{root}: no such directory")
+    check_out_folder(args.out, "--out")
     manifest = write_shards(root, Path(args.out), parse_size(args.shard_size), args.seed)
     for split, info in manifest["splits"].items():
         print(f"{args.out}: {split}: {info['samples']} images in {info['shards']} shard(s) "

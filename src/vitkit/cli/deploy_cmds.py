@@ -80,6 +80,7 @@ def _agreement_files(args) -> list[Path]:
 
 def run_export(args) -> int:
     from ..checkpoint import load_model
+    from ..checkpoint.io import check_out_file
     from ..deploy.onnx_export import export_onnx
     from ..deploy.quantize import agreement, calibration_batches, quantize_onnx
     from ..errors import ExportRefused
@@ -94,6 +95,7 @@ def run_export(args) -> int:
         raise UsageError(f"--min-agreement {args.min_agreement}: give a fraction from 0 to 1")
     if args.calib_count < 1:
         raise UsageError("--calib-count must be at least 1")
+    check_out_file(out, "OUT")
     if not out.parent.is_dir():
         raise UsageError(f"{out.parent}: no such directory")
     model = load_model(args.checkpoint).float().eval()

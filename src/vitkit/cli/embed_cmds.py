@@ -29,6 +29,7 @@ def run(args) -> int:
     import torch
 
     from ..checkpoint import load_model
+    from ..checkpoint.io import check_out_file
     from ..hardware import resolve_precision
     from ..data.folders import ImageFolderSafe, eval_folder
     from ..inference.embed import embed_dataset, save_embeddings
@@ -39,6 +40,7 @@ def run(args) -> int:
         raise UsageError(f"--out {out}: choose a .npy or .safetensors file")
     if args.batch_size < 1 or args.workers < 0:
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
+    check_out_file(out, "--out")
     model = load_model(args.checkpoint)
     folder = eval_folder(args.data, args.split)
     ds = ImageFolderSafe(folder, transform_for(model))

@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # anything unexpected: still one line unless --debug
         if args.debug:
             raise
+        if isinstance(e, OSError) and e.filename and e.strerror:  # the file system said no: name the path
+            print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
+            return 1
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         print(f"error: {type(e).__name__}: {msg} (run with --debug for the traceback)", file=sys.stderr)
         return 1

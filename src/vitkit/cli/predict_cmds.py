@@ -29,6 +29,7 @@ def register(sub) -> None:
 
 
 def run_predict(args) -> int:
+    from ..checkpoint.io import check_out_file
     from ..inference.predict import expand_inputs, output_format, predict_files, write_results
 
     if args.topk < 1:
@@ -37,6 +38,7 @@ def run_predict(args) -> int:
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
     if args.output:
         output_format(args.output)  # before any image is read
+        check_out_file(args.output, "--output")
     paths = expand_inputs(args.images)
     model, _, precision = load_for(args.checkpoint, args.runtime, args.precision)
     results = predict_files(model, paths, args.topk, batch_size=args.batch_size, precision=precision,

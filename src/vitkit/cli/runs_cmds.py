@@ -25,8 +25,10 @@ def register(sub) -> None:
 
 
 def run_plot(args) -> int:
+    from ..checkpoint.io import check_out_file
     from ..viz.runs import plot_runs
 
+    check_out_file(args.out, "--out")
     print(plot_runs([Path(r) for r in args.runs], Path(args.out), x=args.x, metric=args.metric))
     return 0
 

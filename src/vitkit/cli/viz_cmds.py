@@ -80,10 +80,12 @@ def run(args) -> int:
     import torch
 
     from ..checkpoint import load_model
+    from ..checkpoint.io import check_out_file
     from ..viz import analysis as va
     from ..viz import figures as vf
 
     out = Path(args.out or f"vitkit_{args.viz}.png")
+    check_out_file(out, "--out")
     if args.viz == "curves":
         print(vf.curves_figure([Path(r) for r in args.runs], out, x=args.x))
         return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..checkpoint.io import check_out_folder
 from ..checkpoint.train_state import resume_position
 from ..config import config_from_dict
 from ..data.transforms import batch_mixer
@@ -125,6 +126,8 @@ def setup(cfg: TrainConfig, d: dist_utils.Dist) -> Run:
     t_start = time.time()  # wall time counts decoding and setup, not only steps
     cfg, resume = resolve_config(cfg, d)
     o, out = cfg.optim, Path(cfg.run.out)
+    if d.is_main:
+        check_out_folder(out, "--out")  # before minutes of decoding, not after
     precision, fused = resolve_precision(cfg.run.precision, d.device), resolve_attention(cfg.run.attention, d.device)
     set_deterministic(cfg.run.deterministic)
     seed_everything(cfg.run.seed)
