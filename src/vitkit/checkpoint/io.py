@@ -134,13 +134,9 @@ def atomic_write(path: Path, write) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    except OSError as e:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if e.filename != tmp or e.errno is None:
-            raise
-        raise OSError(e.errno, e.strerror, str(path)) from e  # same subclass (errno), the user's name
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None and e.filename == tmp:
+            raise OSError(e.errno, e.strerror, str(path)) from e  # same subclass (errno), the user's name
         raise

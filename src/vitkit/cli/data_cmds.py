@@ -21,8 +21,8 @@ def register(sub) -> None:
 
 
 def run_shards(args) -> int:
-    from ..data.folders import resolve_data_root
     from ..checkpoint.io import check_out_folder
+    from ..data.folders import resolve_data_root
     from ..data.shards import parse_size, write_shards
 
     root = resolve_data_root(args.data)
