@@ -5,6 +5,8 @@
         --set 'model.overrides={depth: 6, mlp_ratio: 2.0, pool: mean, class_token: false, pos_embed: sincos}'  # no stem
     python benchmarks/profile_train_step.py --no-profile --channels-last \
         --set model.name=resnet18_cifar_w32 --set 'model.overrides={width: 16}'  # a CNN teacher, NHWC
+    python benchmarks/profile_train_step.py --no-profile --recipe recipes/cifar10_vit_cpu_60min.yaml \
+        --set optim.ema_decay=0.999  # also what the EMA update adds to each step
     # prints img/s of forward+backward+AdamW at each size the recipe trains at (progressive sizes,
     # PatchDropout as configured), GFLOP/s from the model's matmul count, and (unless
     # --no-profile) the top ops by self CPU time: matmuls vs everything else.
@@ -25,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from vitkit.factory import create_model  # noqa: E402
 from vitkit.hardware import autocast, describe_cpu, resolve_attention, resolve_precision  # noqa: E402
 from vitkit.training.config import load_train_config  # noqa: E402
+from vitkit.training.ema import ModelEma  # noqa: E402
 from vitkit.training.losses import DistillationLoss  # noqa: E402
 from vitkit.training.optim import build_optimizer  # noqa: E402
 
@@ -94,6 +97,14 @@ def main():
         dt = (time.perf_counter() - t) / args.steps
         print(f"{size} px: {bs / dt:7.1f} img/s, {flops / bs / 1e9:.3f} GFLOP/img (matmul+conv, fwd+bwd), "
               f"{flops / dt / 1e9:.1f} GFLOP/s (first two steps {warm:.1f} s)", flush=True)
+        if cfg.optim.ema_decay:  # the update runs once per optimizer step, after AdamW
+            ema = ModelEma(getattr(model, "_orig_mod", model), cfg.optim.ema_decay)
+            ema.update(model)
+            t = time.perf_counter()
+            for _ in range(200):
+                ema.update(model)
+            ema_s = (time.perf_counter() - t) / 200
+            print(f"  EMA update: {ema_s * 1e3:.2f} ms per step, {100 * ema_s / dt:.1f}% of the step", flush=True)
         if args.no_profile:
             continue
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:

@@ -365,7 +365,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     "accum_steps": ("optim.accum_steps", "gradient accumulation steps"),
     "layer_decay": ("optim.layer_decay", "layer-wise lr decay, e.g. 0.65"),
     "freeze": ("optim.freeze", "backbone: train the head only (linear probe)"),
-    "ema": ("optim.ema_decay", "keep an EMA of weights, e.g. 0.9998"),
+    "ema": ("optim.ema_decay", "keep an EMA of the weights, e.g. 0.9998: evaluated and saved as best.pt"),
     "budget_minutes": ("optim.budget_minutes", "train for M minutes of wall time: schedule and progressive "
                                                "sizes follow the clock"),
     "distill": ("distill.kind", "DeiT distillation from --teacher"),

@@ -1,4 +1,11 @@
-"""Exponential moving average of weights (kept in fp32 on the model's device)."""
+"""Exponential moving average of weights (kept in fp32 on the model's device).
+
+    vitkit train ... --ema 0.9998    # optim.ema_decay
+
+After each optimizer step every floating tensor (parameters and buffers) moves to
+e ← decay·e + (1 − decay)·w; integer buffers (BatchNorm's step count) are copied. A run evaluates
+the EMA and keeps it as best.pt (run.py `primary`); last.pt holds the raw weights and the EMA.
+"""
 from __future__ import annotations
 
 import copy
@@ -7,17 +14,28 @@ import torch
 from torch import nn
 
 
+def _tensors(model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(floating, other) tensors in a fixed order. parameters() and buffers() list a tied tensor
+    once; state_dict() lists it under each name, and an update over it would average twice."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return [t for t in tensors if t.dtype.is_floating_point], [t for t in tensors if not t.dtype.is_floating_point]
+
+
 class ModelEma:
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
-        self.module = copy.deepcopy(model).eval()
+        self.module = copy.deepcopy(model).eval()  # a deepcopy keeps the order and the ties
         for p in self.module.parameters():
             p.requires_grad_(False)
+        self._float, self._other = _tensors(self.module)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        for e, m in zip(self.module.state_dict().values(), model.state_dict().values()):
-            if e.dtype.is_floating_point:
-                e.lerp_(m.detach(), 1.0 - self.decay)
-            else:
-                e.copy_(m)
+        # The model's tensors are listed on each call (cheap), so a parameter replaced since the
+        # EMA was made is still followed; one foreach lerp instead of a kernel per tensor.
+        src_float, src_other = _tensors(model)
+        if len(src_float) != len(self._float) or len(src_other) != len(self._other):
+            raise RuntimeError("the model's tensors changed since its EMA was made")
+        torch._foreach_lerp_(self._float, [t.detach() for t in src_float], 1.0 - self.decay)
+        for e, m in zip(self._other, src_other):
+            e.copy_(m)
