@@ -1,19 +1,14 @@
 """The EMA of the weights (`--ema DECAY`, optim.ema_decay): the average itself, what a run
 evaluates and keeps as best.pt, and that a killed run resumes the average, not a fresh copy."""
 import copy
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from test_preemption import _start, _state, _vitkit, _wait_for
 from vitkit.training.ema import ModelEma
 
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 # A 2-block tiny ViT on the tensor path; 300 training images / batch 32 = 9 steps per epoch.
 TINY = ["model.name=vit_tiny_patch4_32", "model.overrides={depth: 2}", "data.workers=0", "run.progress=false",
         "optim.batch_size=32", "optim.warmup_epochs=1", "data.train_crop=pad_crop", "data.cache=memory",
@@ -66,15 +61,6 @@ def _args(data: Path, out: Path, *extra) -> list[str]:
             "--ema", "0.9", *sets, "--out", str(out), *map(str, extra)]
 
 
-def _vitkit(args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vitkit", *args], capture_output=True, text=True, env=ENV,
-                          timeout=300)
-
-
-def _load(path: Path) -> dict:
-    return torch.load(path, weights_only=True)
-
-
 def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -86,25 +72,20 @@ def test_run_keeps_the_average_as_best_and_a_killed_run_resumes_it(cifar_small, 
     full = tmp_path / "full"
     r = _vitkit(_args(cifar_small, full))
     assert r.returncode == 0, r.stderr
-    last, best = _load(full / "last.pt"), _load(full / "best.pt")
+    last, best = _state(full), torch.load(full / "best.pt", weights_only=True)
     assert best["epoch"] == 2, "eval_every=3: only the last epoch is evaluated, so best.pt is its"
     assert _same(best["model_state"], last["ema_state"])
     assert not _same(last["model_state"], last["ema_state"]), "the EMA equals the raw weights"
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "vitkit", *_args(cifar_small, killed, "--checkpoint-every", 2)],
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not (killed / "last.pt").exists():
-        assert proc.poll() is None, "the run ended before the test could interrupt it"
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    pos = _load(killed / "last.pt")["position"]
+    proc = _start(_args(cifar_small, killed, "--checkpoint-every", 2))
+    _wait_for(lambda: (killed / "last.pt").exists(), proc)
+    proc.kill()
+    proc.communicate()
+    pos = _state(killed)["position"]
     assert pos[0] == 0 and 0 < pos[1] < 9, f"not killed mid-epoch 1: {pos}; the test would prove nothing"
     r = _vitkit(_args(cifar_small, killed, "--resume"))
     assert r.returncode == 0, r.stderr
-    resumed = _load(killed / "last.pt")
+    resumed = _state(killed)
     assert _same(resumed["model_state"], last["model_state"])
     assert _same(resumed["ema_state"], last["ema_state"])

@@ -33,9 +33,9 @@ class ModelEma:
     def update(self, model: nn.Module) -> None:
         # The model's tensors are listed on each call (cheap), so a parameter replaced since the
         # EMA was made is still followed; one foreach lerp instead of a kernel per tensor.
+        # A model with other tensors than its EMA fails here: foreach checks the lists' lengths
+        # and shapes, zip(strict=True) the integer buffers'.
         src_float, src_other = _tensors(model)
-        if len(src_float) != len(self._float) or len(src_other) != len(self._other):
-            raise RuntimeError("the model's tensors changed since its EMA was made")
-        torch._foreach_lerp_(self._float, [t.detach() for t in src_float], 1.0 - self.decay)
-        for e, m in zip(self._other, src_other):
+        torch._foreach_lerp_(self._float, src_float, 1.0 - self.decay)
+        for e, m in zip(self._other, src_other, strict=True):
             e.copy_(m)
